@@ -1,0 +1,1 @@
+"""Simulation engines. ngspice (the reference) lives in ngspice.py; nothing else runs SPICE."""

@@ -1,0 +1,1 @@
+"""Operations on arrays: read (feedforward) and write (update)."""

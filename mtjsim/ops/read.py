@@ -1,0 +1,172 @@
+"""Read (feedforward): drive the rows with input voltages, sense the column currents.
+
+One input vector is a DC operating point. A batch is ONE transient analysis with a
+piecewise-linear input per row, one vector per time slot, sampled at the end of each slot:
+Debian's ngspice 39 redoes its (slow, KLU-less) sparse reordering for every analysis, so a
+batch costs about one solve, not one per vector.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from mtjsim.circuit.crossbar import (
+    ArrayKind, Crossbar, Nodes, SenseKind, build_read_circuit, sense_node_for_comparator,
+)
+from mtjsim.circuit.elements import OpAnalysis, TranAnalysis
+from mtjsim.engines.ngspice import Backend
+from mtjsim.ops.common import ACCURATE_OPTIONS, netlist_dir, simulate
+from mtjsim.validation import check_range
+
+DEFAULT_V_READ_V = 0.1
+
+
+@dataclass
+class ReadResult:
+    i_out_a: np.ndarray          # (batch, cols), positive into the sense
+    v_in_v: np.ndarray           # (batch, rows)
+    r_cell_ohm: np.ndarray       # (rows, cols), secant V/I of each MTJ at the first vector
+    v_cell_v: np.ndarray         # (rows, cols), voltage across each MTJ at the first vector
+    decision: np.ndarray         # (batch, cols) comparator outputs, 1 if I > i_ref
+    i_ref_a: np.ndarray          # (batch,) comparator reference current
+    states: np.ndarray
+    netlist_path: Path | None
+    timings_s: dict = field(default_factory=dict)
+    waveforms: dict | None = None   # transient reads: time_s, v_in_v (rows,T), i_out_a (cols,T)
+
+
+@dataclass(frozen=True)
+class ReadSettings:
+    transient: bool = False         # a single vector as a transient (waveforms) instead of .op
+    slot_s: float = 20e-9           # time per input vector in a transient read
+    edge_s: float = 1e-9            # rise/fall time between vectors
+
+    def __post_init__(self):
+        check_range("slot_s", self.slot_s, lo=0, lo_open=True, hi=1e-3, typical="5e-9 to 100e-9")
+        check_range("edge_s", self.edge_s, lo=0, lo_open=True, hi=self.slot_s / 2,
+                    hi_open=True, typical="0.1e-9 to 2e-9")
+
+
+def as_input_batch(inputs_v, rows: int) -> np.ndarray:
+    """Validate inputs: (rows,) or (batch, rows) volts, finite, |V| <= 5."""
+    if inputs_v is None:
+        return np.full((1, rows), DEFAULT_V_READ_V)
+    v = np.asarray(inputs_v, dtype=float)
+    if v.ndim == 1:
+        v = v[None, :]
+    if v.ndim != 2 or v.shape[1] != rows:
+        raise ValueError(f"inputs_v shape {np.shape(inputs_v)}: must be (rows,) or (batch, rows) "
+                         f"with rows = {rows}")
+    if v.shape[0] == 0:
+        raise ValueError("inputs_v: batch must hold at least one input vector")
+    if not np.isfinite(v).all() or np.abs(v).max() > 5:
+        raise ValueError("inputs_v: every voltage must be finite and within -5 V to 5 V")
+    return v
+
+
+def reference_current_a(xbar: Crossbar, v_in: np.ndarray) -> np.ndarray:
+    """Comparator reference per vector: the ideal column current if every cell sat halfway
+    between P and AP (zero bias), i.e. sum_i V_i * (G_P + G_AP0) / 2."""
+    d = xbar.spec.device
+    g_mid = 0.5 * (1 / d.r_p_ohm + 1 / d.r_ap0_ohm)
+    return v_in.sum(axis=1) * g_mid
+
+
+def pwl_slots(values: np.ndarray, slot_s: float, edge_s: float):
+    """A PWL holding values[k] during slot k, with linear edges of edge_s between slots."""
+    pts = [(0.0, float(values[0]))]
+    for k in range(1, len(values)):
+        t = k * slot_s
+        pts += [(t, float(values[k - 1])), (t + edge_s, float(values[k]))]
+    return tuple(pts)
+
+
+def read(xbar: Crossbar, inputs_v=None, *, settings: ReadSettings = ReadSettings(),
+         i_ref_a=None, workdir: Path | None = None,
+         backend: Backend = Backend.SUBPROCESS) -> ReadResult:
+    """Solve a read of ``xbar`` for each input vector in ngspice.
+
+    ``inputs_v``: (rows,) or (batch, rows) volts on the row drivers (default 0.1 V on every
+    row). ``workdir``: where ``read.cir`` is written and kept (default: a temporary folder).
+    """
+    spec = xbar.spec
+    v_in = as_input_batch(inputs_v, spec.rows)
+    batch = v_in.shape[0]
+    i_ref = reference_current_a(xbar, v_in) if i_ref_a is None else \
+        np.broadcast_to(np.asarray(i_ref_a, dtype=float), (batch,)).copy()
+    r_cmp = spec.r_tia_ohm if spec.sense is SenseKind.VIRTUAL_GROUND else spec.r_sense_ohm
+    v_ref = i_ref * r_cmp
+    transient = settings.transient or batch > 1
+
+    t0 = time.perf_counter()
+    if transient:
+        rows = [(v_in[0, i], pwl_slots(v_in[:, i], settings.slot_s, settings.edge_s))
+                for i in range(spec.rows)]
+        ref = (v_ref[0], pwl_slots(v_ref, settings.slot_s, settings.edge_s))
+        stop = batch * settings.slot_s
+        analysis = TranAnalysis(step_s=settings.edge_s, stop_s=stop,
+                                max_step_s=settings.slot_s / 4)
+    else:
+        rows = [(v_in[0, i], None) for i in range(spec.rows)]
+        ref = (v_ref[0], None)
+        analysis = OpAnalysis()
+    circuit = build_read_circuit(xbar, rows, ref)
+    circuit.options.update(ACCURATE_OPTIONS)
+    build_s = time.perf_counter() - t0
+
+    with netlist_dir(workdir) as folder:
+        sim, times = simulate(circuit, analysis, folder, "read.cir", backend)
+        t2 = time.perf_counter()
+        if transient:
+            t_sample = (np.arange(batch) + 1) * settings.slot_s
+
+            def at(vec):  # value at the end of each slot
+                return np.interp(t_sample, sim.time_s, vec)
+        else:
+            def at(vec):
+                return vec[:1]
+        i_out = np.stack([at(sim.i(f"sns{j}")) for j in range(spec.cols)], axis=1)
+        decision = np.stack([at(sim.v(f"cmp{j}")) > spec.v_dd_v / 2 for j in range(spec.cols)],
+                            axis=1).astype(np.int8)
+        v_cell = _cell_voltages(sim, xbar, at)
+        r_cell = 1.0 / xbar.cells.conductance_s(v_cell, xbar.states)
+        waveforms = None
+        if transient:
+            waveforms = {
+                "time_s": sim.time_s,
+                "v_in_v": np.stack([sim.v(f"in{i}") if spec.r_driver_ohm > 0 else
+                                    sim.v(Nodes(spec).wl(i, 0) if spec.kind is ArrayKind.PASSIVE
+                                          else Nodes(spec).sl(i, 0))
+                                    for i in range(spec.rows)]),
+                "i_out_a": np.stack([sim.i(f"sns{j}") for j in range(spec.cols)]),
+                "v_sense_v": np.stack([sim.v(sense_node_for_comparator(spec, j))
+                                       for j in range(spec.cols)]),
+            }
+        parse_s = time.perf_counter() - t2
+    timings = {"build_s": build_s, **times, "parse_s": parse_s}
+    return ReadResult(i_out_a=i_out, v_in_v=v_in, r_cell_ohm=r_cell, v_cell_v=v_cell,
+                      decision=decision, i_ref_a=i_ref, states=xbar.states.copy(),
+                      netlist_path=sim.netlist_path if workdir is not None else None,
+                      timings_s=timings, waveforms=waveforms)
+
+
+def _cell_voltages(sim, xbar: Crossbar, at) -> np.ndarray:
+    """Voltage across each MTJ (t minus b) at the first sample."""
+    spec = xbar.spec
+    n = Nodes(spec)
+
+    def v(node):
+        return 0.0 if node == "0" else float(at(sim.v(node))[0])
+
+    out = np.empty(spec.shape)
+    for i in range(spec.rows):
+        for j in range(spec.cols):
+            if spec.kind is ArrayKind.PASSIVE:
+                out[i, j] = v(n.wl(i, j + 1)) - v(n.bl(j, i))
+            else:
+                out[i, j] = v(n.bl(j, i)) - v(n.drain(i, j))
+    return out
