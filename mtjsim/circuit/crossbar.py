@@ -159,10 +159,13 @@ class Nodes:
 
 
 def _row_line(c: Circuit, spec: ArraySpec, prefix: str, node, i: int, src: str, v_pwl) -> None:
-    """Driver (source + output resistance) and the wire segments of one row line."""
+    """Driver (source + output resistance) and the wire segments of one row line.
+    A NaN voltage leaves the line floating (driver in high impedance)."""
     first = node(i, 0)
     v_dc, pwl = v_pwl
-    if spec.r_driver_ohm > 0:
+    if np.isnan(v_dc):
+        pass
+    elif spec.r_driver_ohm > 0:
         c.add(VSource(f"{src}{i}", f"{src}{i}", "0", v_dc, pwl))
         c.add(Resistor(f"drv{src}{i}", f"{src}{i}", first, spec.r_driver_ohm))
     else:

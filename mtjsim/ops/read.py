@@ -52,7 +52,8 @@ class ReadSettings:
 
 
 def as_input_batch(inputs_v, rows: int) -> np.ndarray:
-    """Validate inputs: (rows,) or (batch, rows) volts, finite, |V| <= 5."""
+    """Validate inputs: (rows,) or (batch, rows) volts within -5..5 V. NaN leaves a row
+    floating (driver in high impedance); a floating row must float in every vector."""
     if inputs_v is None:
         return np.full((1, rows), DEFAULT_V_READ_V)
     v = np.asarray(inputs_v, dtype=float)
@@ -63,17 +64,25 @@ def as_input_batch(inputs_v, rows: int) -> np.ndarray:
                          f"with rows = {rows}")
     if v.shape[0] == 0:
         raise ValueError("inputs_v: batch must hold at least one input vector")
-    if not np.isfinite(v).all() or np.abs(v).max() > 5:
-        raise ValueError("inputs_v: every voltage must be finite and within -5 V to 5 V")
+    driven = ~np.isnan(v)
+    if (driven.any(axis=0) != driven.all(axis=0)).any():
+        raise ValueError("inputs_v: a floating row (NaN) must be NaN in every input vector")
+    if not driven.any():
+        raise ValueError("inputs_v: at least one row must be driven (all are NaN)")
+    if np.isinf(v).any() or np.abs(v[driven]).max() > 5:
+        raise ValueError("inputs_v: every voltage must be within -5 V to 5 V (NaN = floating)")
     return v
 
 
 def reference_current_a(xbar: Crossbar, v_in: np.ndarray) -> np.ndarray:
-    """Comparator reference per vector: the ideal column current if every cell sat halfway
-    between P and AP (zero bias), i.e. sum_i V_i * (G_P + G_AP0) / 2."""
-    d = xbar.spec.device
-    g_mid = 0.5 * (1 / d.r_p_ohm + 1 / d.r_ap0_ohm)
-    return v_in.sum(axis=1) * g_mid
+    """Comparator reference per vector: the ideal column current (no wires) if every cell sat
+    halfway between P and AP at zero bias: sum_i V_i * (G_P + G_AP0) / 2, with the access
+    transistor's on-resistance in series for 1T1R."""
+    spec = xbar.spec
+    d = spec.device
+    r_on = spec.transistor.r_on_ohm(spec.v_gate_v) if spec.kind is ArrayKind.ONE_T_ONE_R else 0.0
+    g_mid = 0.5 * (1 / (d.r_p_ohm + r_on) + 1 / (d.r_ap0_ohm + r_on))
+    return np.nansum(v_in, axis=1) * g_mid
 
 
 def pwl_slots(values: np.ndarray, slot_s: float, edge_s: float):
@@ -85,14 +94,19 @@ def pwl_slots(values: np.ndarray, slot_s: float, edge_s: float):
     return tuple(pts)
 
 
-def read(xbar: Crossbar, inputs_v=None, *, settings: ReadSettings = ReadSettings(),
-         i_ref_a=None, workdir: Path | None = None,
-         backend: Backend = Backend.SUBPROCESS) -> ReadResult:
-    """Solve a read of ``xbar`` for each input vector in ngspice.
+@dataclass
+class PreparedRead:
+    """The read circuit and its analysis, before ngspice runs it."""
 
-    ``inputs_v``: (rows,) or (batch, rows) volts on the row drivers (default 0.1 V on every
-    row). ``workdir``: where ``read.cir`` is written and kept (default: a temporary folder).
-    """
+    circuit: object
+    analysis: object
+    v_in: np.ndarray
+    i_ref_a: np.ndarray
+    transient: bool
+
+
+def prepare_read(xbar: Crossbar, inputs_v=None, settings: ReadSettings = ReadSettings(),
+                 i_ref_a=None) -> PreparedRead:
     spec = xbar.spec
     v_in = as_input_batch(inputs_v, spec.rows)
     batch = v_in.shape[0]
@@ -101,14 +115,11 @@ def read(xbar: Crossbar, inputs_v=None, *, settings: ReadSettings = ReadSettings
     r_cmp = spec.r_tia_ohm if spec.sense is SenseKind.VIRTUAL_GROUND else spec.r_sense_ohm
     v_ref = i_ref * r_cmp
     transient = settings.transient or batch > 1
-
-    t0 = time.perf_counter()
     if transient:
         rows = [(v_in[0, i], pwl_slots(v_in[:, i], settings.slot_s, settings.edge_s))
                 for i in range(spec.rows)]
         ref = (v_ref[0], pwl_slots(v_ref, settings.slot_s, settings.edge_s))
-        stop = batch * settings.slot_s
-        analysis = TranAnalysis(step_s=settings.edge_s, stop_s=stop,
+        analysis = TranAnalysis(step_s=settings.edge_s, stop_s=batch * settings.slot_s,
                                 max_step_s=settings.slot_s / 4)
     else:
         rows = [(v_in[0, i], None) for i in range(spec.rows)]
@@ -116,10 +127,25 @@ def read(xbar: Crossbar, inputs_v=None, *, settings: ReadSettings = ReadSettings
         analysis = OpAnalysis()
     circuit = build_read_circuit(xbar, rows, ref)
     circuit.options.update(ACCURATE_OPTIONS)
+    return PreparedRead(circuit, analysis, v_in, i_ref, transient)
+
+
+def read(xbar: Crossbar, inputs_v=None, *, settings: ReadSettings = ReadSettings(),
+         i_ref_a=None, workdir: Path | None = None, netlist_name: str = "read.cir",
+         backend: Backend = Backend.SUBPROCESS) -> ReadResult:
+    """Solve a read of ``xbar`` for each input vector in ngspice.
+
+    ``inputs_v``: (rows,) or (batch, rows) volts on the row drivers (default 0.1 V on every
+    row). ``workdir``: where the netlist is written and kept (default: a temporary folder).
+    """
+    spec = xbar.spec
+    t0 = time.perf_counter()
+    prep = prepare_read(xbar, inputs_v, settings, i_ref_a)
+    v_in, i_ref, transient, batch = prep.v_in, prep.i_ref_a, prep.transient, len(prep.v_in)
     build_s = time.perf_counter() - t0
 
     with netlist_dir(workdir) as folder:
-        sim, times = simulate(circuit, analysis, folder, "read.cir", backend)
+        sim, times = simulate(prep.circuit, prep.analysis, folder, netlist_name, backend)
         t2 = time.perf_counter()
         if transient:
             t_sample = (np.arange(batch) + 1) * settings.slot_s
@@ -136,12 +162,12 @@ def read(xbar: Crossbar, inputs_v=None, *, settings: ReadSettings = ReadSettings
         r_cell = 1.0 / xbar.cells.conductance_s(v_cell, xbar.states)
         waveforms = None
         if transient:
+            n = Nodes(spec)
+            row_node = n.wl if spec.kind is ArrayKind.PASSIVE else n.sl
             waveforms = {
                 "time_s": sim.time_s,
-                "v_in_v": np.stack([sim.v(f"in{i}") if spec.r_driver_ohm > 0 else
-                                    sim.v(Nodes(spec).wl(i, 0) if spec.kind is ArrayKind.PASSIVE
-                                          else Nodes(spec).sl(i, 0))
-                                    for i in range(spec.rows)]),
+                # row-line voltage at the driver output (after the driver's resistance)
+                "v_row_v": np.stack([sim.v(row_node(i, 0)) for i in range(spec.rows)]),
                 "i_out_a": np.stack([sim.i(f"sns{j}") for j in range(spec.cols)]),
                 "v_sense_v": np.stack([sim.v(sense_node_for_comparator(spec, j))
                                        for j in range(spec.cols)]),

@@ -1,0 +1,85 @@
+"""The CLI's run folders and the checked-in example netlists."""
+
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mtjsim.cli import main
+from mtjsim.engines.ngspice import Backend, parse_raw
+from mtjsim.circuit.crossbar import ArraySpec, Crossbar
+from mtjsim.ops.read import read
+
+pytestmark = pytest.mark.ngspice
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_read_cli_writes_run_folder(tmp_path):
+    states = (np.arange(12).reshape(3, 4) % 2).astype(np.int8)
+    np.save(tmp_path / "s.npy", states)
+    inputs = np.array([[0.1, 0.0, 0.2], [0.05, 0.05, 0.05]])
+    np.save(tmp_path / "x.npy", inputs)
+    out = tmp_path / "run"
+    assert main(["read", "--array", "passive", "--rows", "3", "--cols", "4", "--r-wire-ohm",
+                 "2", "--diameter-nm", "50", "--states", str(tmp_path / "s.npy"), "--inputs",
+                 str(tmp_path / "x.npy"), "--out", str(out)]) == 0
+    r = json.loads((out / "result.json").read_text())
+    assert np.shape(r["i_out_a"]) == (2, 4)
+    assert np.shape(r["v_in_v"]) == (2, 3)
+    assert np.shape(r["r_cell_ohm"]) == (3, 4)
+    np.testing.assert_array_equal(r["states"], states)
+    assert r["r_wire_ohm"] == 2.0 and r["r_driver_ohm"] == 100.0 and "r_sense_ohm" in r
+    # 50 nm: R_P = RA / area
+    rp = 5e-12 / (np.pi * (50e-9) ** 2 / 4)
+    assert np.asarray(r["r_cell_ohm"])[states == 0] == pytest.approx(rp, rel=1e-9)
+    assert (out / "read.png").stat().st_size > 10_000
+    # the netlist in the folder is the one solved: rerun it and compare
+    proc = subprocess.run(["ngspice", "-b", "-r", str(tmp_path / "o.raw"), str(out / "netlist.cir")],
+                          capture_output=True, text=True, cwd="/", timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    _, vec = parse_raw(tmp_path / "o.raw")
+    t_end = np.array([20e-9, 40e-9])
+    i_col0 = np.interp(t_end, vec["time"], vec["i(vsns0)"])
+    np.testing.assert_allclose(i_col0, np.asarray(r["i_out_a"])[:, 0], rtol=1e-9)
+
+
+def test_cli_rejects_bad_values_with_message(capsys):
+    assert main(["read", "--rows", "0", "--out", "/tmp/never"]) == 2
+    assert "rows=0" in capsys.readouterr().err
+
+
+def test_help_mentions_units(capsys):
+    with pytest.raises(SystemExit):
+        main(["read", "--help"])
+    text = capsys.readouterr().out
+    for opt in ["--r-wire-ohm", "--diameter-nm", "--states", "--inputs", "--out", "volts", "ohm"]:
+        assert opt in text
+
+
+@pytest.mark.parametrize("netlist", sorted((REPO / "netlists").glob("*.cir")), ids=lambda p: p.name)
+def test_checked_in_netlists_run_in_plain_ngspice(netlist, tmp_path):
+    proc = subprocess.run(["ngspice", "-b", "-r", str(tmp_path / "o.raw"), netlist.name],
+                          capture_output=True, text=True, cwd=netlist.parent, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    _, vec = parse_raw(tmp_path / "o.raw")
+    assert any(k.startswith("i(vsns") for k in vec)
+
+
+def test_checked_in_netlists_are_current(tmp_path):
+    from mtjsim.report import write_example_netlists
+    for path in write_example_netlists(tmp_path):
+        text = path.read_text().replace(str(tmp_path), "")
+        checked_in = (REPO / "netlists" / path.name)
+        assert checked_in.exists(), f"run `make netlists`: {path.name} missing"
+        body = lambda t: [l for l in t.splitlines() if not l.startswith(".include")]  # noqa: E731
+        assert body(text) == body(checked_in.read_text()), f"run `make netlists`: {path.name}"
+
+
+def test_shared_library_backend_gives_same_currents():
+    xb = Crossbar.random(ArraySpec(rows=5, cols=4), seed=2)
+    x = np.random.default_rng(1).uniform(0, 0.2, (2, 5))
+    a = read(xb, x, backend=Backend.SUBPROCESS).i_out_a
+    b = read(xb, x, backend=Backend.SHARED).i_out_a
+    np.testing.assert_allclose(a, b, rtol=1e-12)
