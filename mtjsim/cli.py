@@ -24,8 +24,8 @@ def add_array_args(p: argparse.ArgumentParser) -> None:
                    help="wire resistance per cell segment, ohm (default 1)")
     g.add_argument("--c-wire-f", type=float, default=0.1e-15,
                    help="wire capacitance per cell segment to ground, farad (default 1e-16)")
-    g.add_argument("--r-driver-ohm", type=float, default=100.0,
-                   help="output resistance of each line driver, ohm (default 100)")
+    g.add_argument("--r-driver-ohm", type=float, default=20.0,
+                   help="output resistance of each line driver, ohm (default 20)")
     g.add_argument("--sense", choices=[k.value for k in SenseKind], default="tia",
                    help="tia: virtual ground (ideal TIA); resistor: sense resistor (default tia)")
     g.add_argument("--r-sense-ohm", type=float, default=100.0,

@@ -12,10 +12,10 @@ from mtjsim.ops.read import read
 from mtjsim.report import write_read_run
 
 # A 16x16 1T1R array of 40 nm pMTJs with realistic parasitics (about 1 ohm and 0.2 fF per
-# cell segment for a tight-pitch metal line, 100 ohm drivers).
+# cell segment for a tight-pitch metal line, 20 ohm drivers).
 DEMO_SPEC = ArraySpec(kind=ArrayKind.ONE_T_ONE_R, rows=16, cols=16,
                       device=load_preset("pmtj_40nm"), r_wire_ohm=1.0, c_wire_f=0.2e-15,
-                      r_driver_ohm=100.0)
+                      r_driver_ohm=20.0)
 V_READ_V = 0.1
 
 

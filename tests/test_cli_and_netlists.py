@@ -30,7 +30,7 @@ def test_read_cli_writes_run_folder(tmp_path):
     assert np.shape(r["v_in_v"]) == (2, 3)
     assert np.shape(r["r_cell_ohm"]) == (3, 4)
     np.testing.assert_array_equal(r["states"], states)
-    assert r["r_wire_ohm"] == 2.0 and r["r_driver_ohm"] == 100.0 and "r_sense_ohm" in r
+    assert r["r_wire_ohm"] == 2.0 and r["r_driver_ohm"] == 20.0 and "r_sense_ohm" in r
     # 50 nm: R_P = RA / area
     rp = 5e-12 / (np.pi * (50e-9) ** 2 / 4)
     assert np.asarray(r["r_cell_ohm"])[states == 0] == pytest.approx(rp, rel=1e-9)

@@ -52,7 +52,7 @@ class ArraySpec:
     device: MTJParams = field(default_factory=MTJParams)
     r_wire_ohm: float = 1.0          # per cell segment, word/bit/source lines alike
     c_wire_f: float = 0.1e-15        # per cell segment, to ground
-    r_driver_ohm: float = 100.0      # output resistance of every line driver
+    r_driver_ohm: float = 20.0       # output resistance of every line driver
     sense: SenseKind = SenseKind.VIRTUAL_GROUND
     r_sense_ohm: float = 100.0       # only for SenseKind.RESISTOR
     r_tia_ohm: float = 10e3          # transimpedance feeding the comparator (virtual ground)
