@@ -1,4 +1,5 @@
-"""Command line: mtjsim demo | netlist | read. Units are in option names; SI inside."""
+"""Command line: mtjsim demo | netlist | read | write | write-stats. Units are in option
+names; SI inside."""
 
 from __future__ import annotations
 
@@ -41,7 +42,8 @@ def add_array_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--states", type=Path, default=None,
                    help=".npy file (rows x cols) of states, 0 = P, 1 = AP")
     g.add_argument("--seed", type=int, default=0,
-                   help="seed for random states when --states is not given (default 0)")
+                   help="seed for random states when --states is not given, and for writes the "
+                        "seed of the switching thresholds (default 0)")
 
 
 def spec_from_args(a) -> ArraySpec:
@@ -98,6 +100,95 @@ def cmd_read(a) -> int:
     return 0
 
 
+def add_write_args(p: argparse.ArgumentParser) -> None:
+    from mtjsim.ops.write import Direction, Parallelism, WriteScheme
+    g = p.add_argument_group("write pulse program")
+    g.add_argument("--scheme", choices=[s.value for s in WriteScheme], default=None,
+                   help="v2 or v3 half-select (passive), 1t1r (gate select); default: v2 for "
+                        "passive, 1t1r for 1t1r arrays")
+    g.add_argument("--target-row", type=int, default=0, help="row of the cell to write")
+    g.add_argument("--target-col", type=int, default=0, help="column of the cell to write")
+    g.add_argument("--targets", type=Path, default=None,
+                   help=".npy mask (rows x cols, 0/1) of cells to write (instead of one cell)")
+    g.add_argument("--direction", choices=[d.value for d in Direction], default="set",
+                   help="set: P -> AP; reset: AP -> P (default set)")
+    g.add_argument("--parallel", choices=[q.value for q in Parallelism], default="row",
+                   help="row: one pulse per row, its target columns at once; column: one "
+                        "pulse per column (default row)")
+    g.add_argument("--v-write-v", type=float, default=None,
+                   help="write voltage, volts (default 0.5 passive, 1.2 for 1t1r)")
+    g.add_argument("--pulse-width-s", type=float, default=10e-9,
+                   help="pulse width (flat top), seconds (default 10e-9)")
+    g.add_argument("--rise-s", type=float, default=0.2e-9,
+                   help="rise and fall time, seconds (default 0.2e-9)")
+    g.add_argument("--v-gate-write-v", type=float, default=1.2,
+                   help="1t1r: gate voltage of the selected row during a write, volts")
+    g.add_argument("--initial", choices=["opposite", "random", "p", "ap"], default="opposite",
+                   help="initial states without --states: opposite of the target state "
+                        "(default), random from --seed, all P or all AP")
+    g.add_argument("--threshold-seed", type=int, default=None,
+                   help="seed of the per-pulse switching thresholds (default: --seed)")
+
+
+def write_setup(a):
+    """(crossbar, program, threshold seed) from the write options."""
+    from mtjsim.ops.write import Direction, Parallelism, PulseProgram, WriteScheme
+    spec = spec_from_args(a)
+    direction = Direction(a.direction)
+    if a.states is not None:
+        xbar = Crossbar(spec, np.load(a.states))
+    elif a.initial == "random":
+        xbar = Crossbar.random(spec, a.seed)
+    else:
+        fill = {"p": 0, "ap": 1, "opposite": 1 - direction.target_state}[a.initial]
+        xbar = Crossbar(spec, np.full(spec.shape, fill, dtype=np.int8))
+    passive = spec.kind is ArrayKind.PASSIVE
+    scheme = WriteScheme(a.scheme or ("v2" if passive else "1t1r"))
+    v_write = a.v_write_v if a.v_write_v is not None else (0.5 if passive else 1.2)
+    kw = dict(v_write_v=v_write, pulse_width_s=a.pulse_width_s, rise_s=a.rise_s,
+              fall_s=a.rise_s, parallel=Parallelism(a.parallel), v_gate_write_v=a.v_gate_write_v)
+    if a.targets is not None:
+        program = PulseProgram(scheme, direction, np.load(a.targets), **kw)
+    else:
+        program = PulseProgram.single(spec.shape, a.target_row, a.target_col, scheme, direction,
+                                      **kw)
+    seed = a.seed if a.threshold_seed is None else a.threshold_seed
+    return xbar, program, seed
+
+
+def cmd_write(a) -> int:
+    from mtjsim.ops.write import write
+    from mtjsim.report import write_write_run
+    xbar, program, seed = write_setup(a)
+    r = write(xbar, program, seed, workdir=a.out, netlist_name="netlist.cir")
+    write_write_run(a.out, xbar, program, seed, r)
+    print(f"engine: ngspice; {xbar.spec.kind.value} {xbar.spec.rows}x{xbar.spec.cols}, "
+          f"{program.scheme.value} {program.direction.value}, {program.v_write_v:g} V, "
+          f"{program.pulse_width_s * 1e9:g} ns, {len(program.pulses())} pulse(s), seed {seed}")
+    print(f"targets {int(program.targets.sum())}, switched {int(r.switched.sum())}, write errors "
+          f"{int(r.write_errors.sum())}, disturbed {int(r.disturbed.sum())}")
+    for i, j in np.argwhere(r.disturbed)[:10]:
+        print(f"  disturb at ({i},{j}): peak {r.i_cell_peak_a[i, j] * 1e6:.1f} uA")
+    print(f"ngspice {r.timings_s['ngspice_s']:.2f} s, {r.n_time_points} time points; wrote "
+          f"{a.out}/netlist.cir, result.json, waveforms.npz, write.png")
+    return 0
+
+
+def cmd_write_stats(a) -> int:
+    from mtjsim.ops.write_stats import write_stats
+    from mtjsim.report import write_stats_run
+    xbar, program, seed = write_setup(a)
+    stats = write_stats(xbar, program, a.seeds, first_seed=seed, workers=a.workers,
+                        confidence=a.confidence)
+    write_stats_run(a.out, xbar, program, stats)
+    t = program.targets
+    print(f"engine: ngspice; {a.seeds} seeds from {seed}, {a.workers} worker(s)")
+    print(f"target cells: P_sw mean {stats.p_switch[t].mean():.3f}; write error rate "
+          f"{stats.write_error_rate:.4f}; disturb rate {stats.disturb_rate:.4g}")
+    print(f"wrote {a.out}/stats.json, write_stats.png")
+    return 0
+
+
 def cmd_netlist(a) -> int:
     from mtjsim.report import write_example_netlists, write_read_netlist
     if a.all_examples:
@@ -141,6 +232,26 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", type=Path, default=Path("runs/read"),
                    help="output folder: netlist.cir, result.json, read.png")
     r.set_defaults(func=cmd_read)
+
+    w = sub.add_parser("write", help="simulate a write pulse program in ngspice: which cells "
+                                     "switch, disturbs, currents")
+    add_array_args(w)
+    add_write_args(w)
+    w.add_argument("--out", type=Path, default=Path("runs/write"),
+                   help="output folder: netlist.cir, result.json, waveforms.npz, write.png")
+    w.set_defaults(func=cmd_write)
+
+    ws = sub.add_parser("write-stats", help="repeat a write over many seeds: switching "
+                                            "probability per cell, write error and disturb rates")
+    add_array_args(ws)
+    add_write_args(ws)
+    ws.add_argument("--seeds", type=int, default=50, help="number of seeds (default 50)")
+    ws.add_argument("--workers", type=int, default=2, help="parallel processes (default 2)")
+    ws.add_argument("--confidence", type=float, default=0.95,
+                    help="confidence of the per-cell interval (default 0.95)")
+    ws.add_argument("--out", type=Path, default=Path("runs/write-stats"),
+                    help="output folder: stats.json, write_stats.png")
+    ws.set_defaults(func=cmd_write_stats)
     return p
 
 

@@ -9,7 +9,8 @@ import numpy as np
 from mtjsim.circuit.crossbar import ArrayKind, ArraySpec, Crossbar
 from mtjsim.devices.mtj import load_preset
 from mtjsim.ops.read import read
-from mtjsim.report import write_read_run
+from mtjsim.ops.write import Direction, PulseProgram, WriteScheme, write
+from mtjsim.report import write_read_run, write_write_run
 
 # A 16x16 1T1R array of 40 nm pMTJs with realistic parasitics (about 1 ohm and 0.2 fF per
 # cell segment for a tight-pitch metal line, 20 ohm drivers).
@@ -63,4 +64,31 @@ def run_demo(out: Path = Path("runs/demo")) -> int:
     print(f"\n(margin: worst-case (min I_P - max I_AP) / min I_P of the one-hot row read)")
     print(f"ngspice {r.timings_s['ngspice_s']:.2f} s; wrote {out}/read.cir, read_result.json, "
           f"read_waveforms.npz, read.png")
+
+    print("\nwrite-update pulses (engine: ngspice, MTJs switch inside the circuit):")
+    print(f"{'array / program':<44}{'targets':>8}{'switched':>9}{'errors':>7}{'disturbs':>9}"
+          f"{'I_sel (uA)':>11}{'ngspice s':>10}")
+    # 1T1R: set row 3 of the read array (the P cells among them are the update), 10 ns.
+    t = np.zeros(DEMO_SPEC.shape, bool)
+    t[3, :] = True
+    prog = PulseProgram(WriteScheme.ONE_T_ONE_R, Direction.SET, t, v_write_v=1.2,
+                        pulse_width_s=10e-9)
+    _report_write(out, "write_1t1r_", xbar, prog, "1T1R 16x16, row 3 set, 1.2 V 10 ns")
+    # passive V/2: set one cell of an all-P 16x16 array; half-selected cells see 0.28 V.
+    pspec = DEMO_SPEC.replace(kind=ArrayKind.PASSIVE)
+    pxbar = Crossbar(pspec, np.zeros(pspec.shape, dtype=np.int8))
+    prog = PulseProgram.single(pspec.shape, 5, 9, WriteScheme.V_HALF, Direction.SET,
+                               v_write_v=0.56, pulse_width_s=20e-9)
+    _report_write(out, "write_v2_", pxbar, prog, "passive 16x16, V/2 set (5,9), 0.56 V 20 ns")
+    print(f"\nwrote {out}/write_1t1r_*, write_v2_* (netlist, result.json, waveforms, plot)")
     return 0
+
+
+def _report_write(out: Path, prefix: str, xbar: Crossbar, prog: PulseProgram, label: str,
+                  seed: int = 1) -> None:
+    w = write(xbar, prog, seed, workdir=out, netlist_name=f"{prefix}netlist.cir")
+    write_write_run(out, xbar, prog, seed, w, prefix=prefix)
+    i_sel = w.i_cell_peak_a[prog.targets].mean() * 1e6
+    print(f"{label:<44}{int(prog.targets.sum()):>8}{int(w.switched.sum()):>9}"
+          f"{int(w.write_errors.sum()):>7}{int(w.disturbed.sum()):>9}{i_sel:>11.1f}"
+          f"{w.timings_s['ngspice_s']:>10.2f}")

@@ -48,3 +48,70 @@ def read_figure(result, title: str):
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def _mark(ax, mask, color, marker="s"):
+    ii, jj = np.nonzero(mask)
+    ax.scatter(jj, ii, facecolors="none", edgecolors=color, marker=marker, s=60, linewidths=1.3)
+
+
+def write_figure(result, title: str):
+    """States before/after (targets boxed, disturbs circled), peak current, and waveforms of
+    one selected cell and, when there is one, a disturbed cell."""
+    fig, axes = plt.subplots(1, 4, figsize=(19, 4.2))
+    for ax, st, name in ((axes[0], result.states_before, "before"),
+                         (axes[1], result.states_after, "after")):
+        ax.imshow(st, cmap="coolwarm", vmin=0, vmax=1)
+        _mark(ax, result.targets, "lime")
+        ax.set_title(f"state {name} (blue P, red AP)")
+        ax.set_xlabel("column")
+    _mark(axes[1], result.disturbed, "yellow", "o")
+    _mark(axes[1], result.write_errors, "black", "x")
+    axes[0].set_ylabel("row  (green: targets)")
+    axes[1].set_ylabel("yellow o: disturb, black x: write error")
+    im = axes[2].imshow(result.i_cell_peak_a * 1e6, cmap="magma")
+    axes[2].set_title("peak |I| per cell (uA)")
+    fig.colorbar(im, ax=axes[2], shrink=0.8)
+    w = result.waveforms
+    ax = axes[3]
+    t_ns = w["time_s"] * 1e9
+    picks = [("selected", tuple(np.argwhere(result.targets)[0]), "C0")]
+    if result.disturbed.any():
+        picks.append(("disturbed", tuple(np.argwhere(result.disturbed)[0]), "C3"))
+    else:  # the half-selected cell with the largest current
+        half = np.where(result.targets, 0, result.i_cell_peak_a)
+        picks.append(("most-stressed unselected", np.unravel_index(half.argmax(), half.shape), "C2"))
+    ax2 = ax.twinx()
+    for label, (i, j), color in picks:
+        ax.plot(t_ns, w["i_cell_a"][i, j] * 1e6, color=color, label=f"I {label} ({i},{j})")
+        ax2.plot(t_ns, w["state"][i, j], color=color, ls="--", lw=1)
+    ax.set_xlabel("time (ns)")
+    ax.set_ylabel("cell current (uA)")
+    ax2.set_ylabel("state (dashed; 0 = P, 1 = AP)")
+    ax2.set_ylim(-0.05, 1.05)
+    ax.legend(fontsize=7, loc="upper right")
+    ax.set_title("waveforms")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def write_stats_figure(stats, title: str):
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    im = axes[0].imshow(stats.p_switch, cmap="viridis", vmin=0, vmax=1)
+    _mark(axes[0], stats.targets, "red")
+    axes[0].set_title(f"switching probability ({stats.n_seeds} seeds; red: targets)")
+    fig.colorbar(im, ax=axes[0], shrink=0.8)
+    im = axes[1].imshow(stats.p_switch_high - stats.p_switch_low, cmap="Greys")
+    axes[1].set_title(f"width of the {stats.confidence:.0%} Wilson interval")
+    fig.colorbar(im, ax=axes[1], shrink=0.8)
+    im = axes[2].imshow(stats.i_cell_peak_a * 1e6, cmap="magma")
+    axes[2].set_title("mean peak |I| per cell (uA)")
+    fig.colorbar(im, ax=axes[2], shrink=0.8)
+    for ax in axes:
+        ax.set_xlabel("column")
+        ax.set_ylabel("row")
+    fig.suptitle(f"{title}\nwrite error rate {stats.write_error_rate:.3g}, "
+                 f"disturb rate {stats.disturb_rate:.3g}")
+    fig.tight_layout()
+    return fig

@@ -65,3 +65,63 @@ def write_example_netlists(folder: Path) -> list[Path]:
     out.append(write_read_netlist(one_t, rng.uniform(0, 0.2, (3, 4)),
                                   folder / "read_1t1r_4x4_batch3.cir"))
     return out
+
+
+def program_record(program) -> dict:
+    return {"scheme": program.scheme.value, "direction": program.direction.value,
+            "v_write_v": program.v_write_v, "pulse_width_s": program.pulse_width_s,
+            "rise_s": program.rise_s, "fall_s": program.fall_s,
+            "parallel": program.parallel.value, "gap_s": program.gap_s,
+            "v_gate_write_v": program.v_gate_write_v, "n_pulses": len(program.pulses())}
+
+
+def write_record(xbar: Crossbar, program, seed: int, r) -> dict:
+    """result.json of a write: outcome, currents and each cell's device parameters."""
+    cells = xbar.cells
+    set_ = program.direction.value == "set"
+    return {
+        "engine": "ngspice", "seed": seed,
+        "switched": r.switched, "states_before": r.states_before, "states_after": r.states_after,
+        "targets": r.targets.astype(int), "write_errors": r.write_errors.astype(int),
+        "disturbed": r.disturbed.astype(int),
+        "n_switched": int(r.switched.sum()), "n_write_errors": int(r.write_errors.sum()),
+        "n_disturbed": int(r.disturbed.sum()),
+        "i_cell_peak_a": r.i_cell_peak_a, "i_cell_mean_a": r.i_cell_mean_a,
+        # the critical current of the direction this program writes
+        "i_c0_a": cells.i_c0_p2ap_a if set_ else cells.i_c0_ap2p_a,
+        "i_c0_p2ap_a": cells.i_c0_p2ap_a, "i_c0_ap2p_a": cells.i_c0_ap2p_a,
+        "delta": cells.delta, "tau0_s": cells.tau0_s, "tau_d_s": cells.tau_d_s,
+        "r_p_ohm": cells.r_p_ohm, "thresholds": r.thresholds, "dynamic": r.dynamic.astype(int),
+        "program": program_record(program),
+        "variation": xbar.variation, "device_seed": xbar.device_seed,
+        "conditions": spec_record(xbar.spec), "timings_s": r.timings_s,
+        "n_time_points": r.n_time_points,
+    }
+
+
+def write_write_run(out: Path, xbar: Crossbar, program, seed: int, r, prefix: str = "") -> None:
+    from mtjsim.plots import write_figure
+    out = Path(out)
+    write_json(out / f"{prefix}result.json", write_record(xbar, program, seed, r))
+    write_npz(out / f"{prefix}waveforms.npz", **r.waveforms)
+    spec = xbar.spec
+    save_figure(write_figure(r, f"{spec.kind.value} {spec.rows}x{spec.cols} "
+                                f"{program.scheme.value} {program.direction.value} write, "
+                                f"{program.v_write_v:g} V, {program.pulse_width_s * 1e9:g} ns, "
+                                f"seed {seed}"), out / f"{prefix}write.png")
+
+
+def write_stats_run(out: Path, xbar: Crossbar, program, stats) -> None:
+    from mtjsim.plots import write_stats_figure
+    out = Path(out)
+    write_json(out / "stats.json", {
+        **{k: getattr(stats, k) for k in stats.__dataclass_fields__},
+        "program": program_record(program),
+        "conditions": spec_record(xbar.spec),
+    })
+    spec = xbar.spec
+    save_figure(write_stats_figure(stats, f"{spec.kind.value} {spec.rows}x{spec.cols} "
+                                          f"{program.scheme.value} {program.direction.value}, "
+                                          f"{program.v_write_v:g} V, "
+                                          f"{program.pulse_width_s * 1e9:g} ns"),
+                out / "write_stats.png")

@@ -27,6 +27,7 @@ from mtjsim.circuit.elements import (
 )
 from mtjsim.devices.mosfet import NMOSParams
 from mtjsim.devices.mtj import MTJParams
+from mtjsim.devices.variation import CellDevices, Variation
 from mtjsim.validation import check_int, check_range
 
 MAX_DIM = 1024
@@ -84,34 +85,15 @@ class ArraySpec:
         return (self.rows, self.cols)
 
 
-@dataclass(frozen=True)
-class CellDevices:
-    """Per-cell MTJ electrical parameters (arrays of shape rows x cols), so device-to-device
-    variation is data and the netlist writes each cell's own values."""
-
-    r_p_ohm: np.ndarray
-    tmr0: np.ndarray
-    v_h_v: np.ndarray
-
-    @classmethod
-    def uniform(cls, device: MTJParams, shape: tuple[int, int]) -> "CellDevices":
-        return cls(r_p_ohm=np.full(shape, device.r_p_ohm), tmr0=np.full(shape, device.tmr0),
-                   v_h_v=np.full(shape, device.v_h_v))
-
-    def conductance_s(self, v_v, states):
-        """Smooth MTJ conductance of models/mtj.lib at bias v_v (same shape as the arrays)."""
-        v = np.asarray(v_v, dtype=float)
-        tmr = self.tmr0 / (1 + (v / self.v_h_v) ** 2)
-        s = np.asarray(states, dtype=float)
-        return (1 - s) / self.r_p_ohm + s / (self.r_p_ohm * (1 + tmr))
-
-
 @dataclass
 class Crossbar:
-    """An array design with its current magnetic states (0 = P, 1 = AP) and per-cell devices."""
+    """An array design with its current magnetic states (0 = P, 1 = AP) and per-cell devices
+    (drawn from ``variation`` and ``device_seed`` unless given)."""
 
     spec: ArraySpec
     states: np.ndarray
+    variation: Variation = field(default_factory=Variation)
+    device_seed: int = 0
     cells: CellDevices | None = None
 
     def __post_init__(self) -> None:
@@ -122,12 +104,14 @@ class Crossbar:
             raise ValueError("states: every entry must be 0 (P) or 1 (AP)")
         self.states = states.astype(np.int8)
         if self.cells is None:
-            self.cells = CellDevices.uniform(self.spec.device, self.spec.shape)
+            self.cells = CellDevices.sample(self.spec.device, self.spec.shape, self.variation,
+                                            self.device_seed)
 
     @classmethod
-    def random(cls, spec: ArraySpec, seed: int, p_ap: float = 0.5) -> "Crossbar":
+    def random(cls, spec: ArraySpec, seed: int, p_ap: float = 0.5, **kw) -> "Crossbar":
+        """Random states from ``seed`` (fraction ``p_ap`` in AP)."""
         rng = np.random.default_rng(seed)
-        return cls(spec, (rng.random(spec.shape) < p_ap).astype(np.int8))
+        return cls(spec, (rng.random(spec.shape) < p_ap).astype(np.int8), **kw)
 
 
 # --- node names -----------------------------------------------------------------------------
@@ -214,6 +198,31 @@ def mtj_static(name: str, t: str, b: str, cells: CellDevices, i: int, j: int, st
         ("s", float(state))))
 
 
+def _array_core(c: Circuit, xbar: Crossbar, n: Nodes, row_sources, gate_sources, mtj) -> None:
+    """Row (and 1T1R gate) lines with their drivers, bit-line wires and the cells."""
+    spec = xbar.spec
+    passive = spec.kind is ArrayKind.PASSIVE
+    for i in range(spec.rows):
+        _row_line(c, spec, "w" if passive else "sl", n.wl if passive else n.sl, i, "in",
+                  row_sources[i])
+    if not passive:
+        for i in range(spec.rows):
+            g = gate_sources[i] if gate_sources is not None else (spec.v_gate_v, None)
+            _row_line(c, spec, "w", n.wl, i, "g", g)
+    _bit_lines(c, spec, n)
+    tr = spec.transistor
+    for i in range(spec.rows):
+        for j in range(spec.cols):
+            if passive:
+                c.add(mtj(f"{i}_{j}", n.wl(i, j + 1), n.bl(j, i), xbar.cells, i, j,
+                          xbar.states[i, j]))
+            else:
+                c.add(mtj(f"{i}_{j}", n.bl(j, i), n.drain(i, j), xbar.cells, i, j,
+                          xbar.states[i, j]))
+                c.add(Mosfet(f"{i}_{j}", n.drain(i, j), n.wl(i, j + 1), n.sl(i, j + 1), "0",
+                             tr.model, tr.w_m, tr.l_m))
+
+
 def build_read_circuit(xbar: Crossbar, row_sources, v_ref, *, mtj=mtj_static,
                        gate_sources=None, title: str = "") -> Circuit:
     """The read circuit. ``row_sources[i]`` and ``v_ref`` are ``(dc_v, pwl_or_None)`` pairs
@@ -222,25 +231,26 @@ def build_read_circuit(xbar: Crossbar, row_sources, v_ref, *, mtj=mtj_static,
     spec = xbar.spec
     n = Nodes(spec)
     c = Circuit(title or f"mtjsim {spec.kind.value} read {spec.rows}x{spec.cols}")
-    row_node = n.wl if spec.kind is ArrayKind.PASSIVE else n.sl
-    for i in range(spec.rows):
-        _row_line(c, spec, "w" if spec.kind is ArrayKind.PASSIVE else "sl", row_node, i,
-                  "in", row_sources[i])
-    if spec.kind is ArrayKind.ONE_T_ONE_R:
-        for i in range(spec.rows):
-            g = gate_sources[i] if gate_sources is not None else (spec.v_gate_v, None)
-            _row_line(c, spec, "w", n.wl, i, "g", g)
-    _bit_lines(c, spec, n)
-    tr = spec.transistor
-    for i in range(spec.rows):
-        for j in range(spec.cols):
-            if spec.kind is ArrayKind.PASSIVE:
-                c.add(mtj(f"{i}_{j}", n.wl(i, j + 1), n.bl(j, i), xbar.cells, i, j,
-                          xbar.states[i, j]))
-            else:
-                c.add(mtj(f"{i}_{j}", n.bl(j, i), n.drain(i, j), xbar.cells, i, j,
-                          xbar.states[i, j]))
-                c.add(Mosfet(f"{i}_{j}", n.drain(i, j), n.wl(i, j + 1), n.sl(i, j + 1), "0",
-                             tr.model, tr.w_m, tr.l_m))
+    _array_core(c, xbar, n, row_sources, gate_sources, mtj)
     _sense(c, spec, n, v_ref)
+    return c
+
+
+def build_write_circuit(xbar: Crossbar, row_sources, col_sources, gate_sources, mtj,
+                        title: str = "") -> Circuit:
+    """The write circuit: every line driven (``(dc_v, pwl)`` pairs per row, column and, for
+    1T1R, gate line). Bit line j is driven at its bottom end, where the read has its sense:
+    driver, output resistance, one segment to cell (rows-1, j). ``mtj(name, t, b, cells, i, j,
+    state)`` makes each cell's MTJ instance (dynamic where the cell may switch)."""
+    spec = xbar.spec
+    n = Nodes(spec)
+    c = Circuit(title or f"mtjsim {spec.kind.value} write {spec.rows}x{spec.cols}")
+    _array_core(c, xbar, n, row_sources, gate_sources, mtj)
+    for j in range(spec.cols):
+        v_dc, pwl = col_sources[j]
+        if spec.r_driver_ohm > 0:
+            c.add(VSource(f"col{j}", f"col{j}", "0", v_dc, pwl))
+            c.add(Resistor(f"drvcol{j}", f"col{j}", n.sense(j), spec.r_driver_ohm))
+        else:
+            c.add(VSource(f"col{j}", n.sense(j), "0", v_dc, pwl))
     return c

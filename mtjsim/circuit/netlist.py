@@ -94,7 +94,8 @@ def to_spice(circuit: Circuit, analysis, netlist_dir: Path | None = None) -> str
     for model_file in _model_files(circuit):
         lines.append(f".include {include_path(model_file, netlist_dir)}")
     if circuit.options:
-        lines.append(".options " + " ".join(f"{k}={_num(v)}" for k, v in circuit.options.items()))
+        lines.append(".options " + " ".join(
+            f"{k}={v if isinstance(v, str) else _num(v)}" for k, v in circuit.options.items()))
     for e in circuit.elements:
         lines.extend(_wrap(_element_line(e)))
     if circuit.saves:

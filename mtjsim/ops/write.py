@@ -1,0 +1,328 @@
+"""Write (update): pulse programs on an array, solved in ngspice with MTJs that switch inside
+the circuit (models/mtj_stt.lib).
+
+Whether a cell switches is decided by the current the circuit drives through it, so IR drop,
+sneak currents and half-select disturb change the outcome. The randomness is drawn here from
+a seeded generator and written into the netlist as each device's thresholds: the netlist is
+deterministic (same seed, same switched cells; plain ``ngspice -b`` gives the same states).
+
+Schemes (SET = P -> AP, positive current from word line to bit line; RESET reverses):
+
+=========  =========  ===========  =========  ===========
+scheme     sel. row   unsel. row   sel. col   unsel. col
+=========  =========  ===========  =========  ===========
+V/2 SET    V          V/2          0          V/2
+V/3 SET    V          V/3          0          2V/3
+V/2 RESET  0          V/2          V          V/2
+V/3 RESET  0          2V/3         V          V/3
+=========  =========  ===========  =========  ===========
+
+1T1R: the selected row's gate at ``v_gate_write_v``, other gates at 0; SET drives the target
+bit lines to V and the row's source line to 0, RESET the reverse; unselected bit lines sit at
+the selected source line's voltage, so no current flows in unselected cells of the row.
+Every pulse of a program is one slot of ONE transient, so states carry over between pulses.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from mtjsim.circuit.crossbar import ArrayKind, Crossbar, Nodes, build_write_circuit, mtj_static
+from mtjsim.circuit.elements import SubcktInstance, TranAnalysis
+from mtjsim.devices.switching import draw_thresholds
+from mtjsim.engines.ngspice import Backend
+from mtjsim.ops.common import netlist_dir, simulate
+from mtjsim.validation import check_int, check_range
+
+
+class WriteScheme(enum.Enum):
+    V_HALF = "v2"
+    V_THIRD = "v3"
+    ONE_T_ONE_R = "1t1r"
+
+
+class Direction(enum.Enum):
+    SET = "set"        # P -> AP
+    RESET = "reset"    # AP -> P
+
+    @property
+    def target_state(self) -> int:
+        return 1 if self is Direction.SET else 0
+
+
+class Parallelism(enum.Enum):
+    ROW = "row"          # one pulse per row: all its target columns at once
+    COLUMN = "column"    # one pulse per column: all its target rows at once
+
+
+# ngspice settings for writes: gear integration (trapezoidal rings on the fast state node).
+WRITE_OPTIONS = {"method": "gear", "reltol": 1e-4, "abstol": 1e-12, "vntol": 1e-7}
+
+
+@dataclass(frozen=True)
+class PulseProgram:
+    """Which cells to write, how, and the pulse shape (volts and seconds)."""
+
+    scheme: WriteScheme
+    direction: Direction
+    targets: np.ndarray                 # bool (rows, cols): the cells to write
+    v_write_v: float = 1.0
+    pulse_width_s: float = 10e-9
+    rise_s: float = 0.2e-9
+    fall_s: float = 0.2e-9
+    parallel: Parallelism = Parallelism.ROW
+    gap_s: float = 1e-9                 # all lines at 0 V between pulses (and before/after)
+    v_gate_write_v: float = 1.2         # 1T1R selected gate
+
+    def __post_init__(self):
+        for name, enum_type in (("scheme", WriteScheme), ("direction", Direction),
+                                ("parallel", Parallelism)):
+            if not isinstance(getattr(self, name), enum_type):
+                raise ValueError(f"{name}={getattr(self, name)!r}: must be one of "
+                                 f"{[e.value for e in enum_type]}")
+        t = np.asarray(self.targets)
+        if t.ndim != 2 or not np.isin(t, (0, 1)).all():
+            raise ValueError("targets: must be a 2-D mask of 0/1 (rows x cols)")
+        if not t.any():
+            raise ValueError("targets: must select at least one cell")
+        object.__setattr__(self, "targets", t.astype(bool))
+        check_range("v_write_v", self.v_write_v, lo=0, lo_open=True, hi=5, typical="0.5 to 2")
+        check_range("pulse_width_s", self.pulse_width_s, lo=10e-12, hi=1e-3,
+                    typical="1e-9 to 100e-9")
+        check_range("rise_s", self.rise_s, lo=1e-12, hi=self.pulse_width_s, typical="0.1e-9")
+        check_range("fall_s", self.fall_s, lo=1e-12, hi=self.pulse_width_s, typical="0.1e-9")
+        check_range("gap_s", self.gap_s, lo=1e-12, hi=1e-3, typical="1e-9")
+        check_range("v_gate_write_v", self.v_gate_write_v, lo=0, hi=5, typical="1.0 to 1.5")
+
+    @classmethod
+    def single(cls, shape, row: int, col: int, scheme: WriteScheme, direction: Direction,
+               **kw) -> "PulseProgram":
+        rows, cols = shape
+        check_int("target_row", row, lo=0, hi=rows - 1)
+        check_int("target_col", col, lo=0, hi=cols - 1)
+        t = np.zeros(shape, dtype=bool)
+        t[row, col] = True
+        return cls(scheme, direction, t, **kw)
+
+    def pulses(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(selected rows mask, selected columns mask) for each pulse, in order."""
+        t = self.targets
+        out = []
+        if self.parallel is Parallelism.ROW:
+            for i in np.flatnonzero(t.any(axis=1)):
+                rows = np.zeros(t.shape[0], bool)
+                rows[i] = True
+                out.append((rows, t[i].copy()))
+        else:
+            for j in np.flatnonzero(t.any(axis=0)):
+                cols = np.zeros(t.shape[1], bool)
+                cols[j] = True
+                out.append((t[:, j].copy(), cols))
+        return out
+
+    @property
+    def slot_s(self) -> float:
+        return self.rise_s + self.pulse_width_s + self.fall_s + self.gap_s
+
+    def windows_s(self) -> list[tuple[float, float]]:
+        """(start, end) of each pulse, from the start of its rise to the end of its fall."""
+        return [(self.gap_s + k * self.slot_s,
+                 self.gap_s + k * self.slot_s + self.rise_s + self.pulse_width_s + self.fall_s)
+                for k in range(len(self.pulses()))]
+
+
+def line_levels(program: PulseProgram, kind: ArrayKind, sel_rows, sel_cols):
+    """Voltages during one pulse: (row lines, columns, gates or None)."""
+    v = program.v_write_v
+    s = program.scheme
+    if (kind is ArrayKind.PASSIVE) == (s is WriteScheme.ONE_T_ONE_R):
+        raise ValueError(f"scheme={s.value}: {'1t1r' if kind is ArrayKind.ONE_T_ONE_R else 'v2 or v3'}"
+                         f" is the scheme for a {kind.value} array")
+    set_ = program.direction is Direction.SET
+    if s is WriteScheme.ONE_T_ONE_R:
+        row_v = np.where(sel_rows, 0.0 if set_ else v, 0.0)
+        sel_level = v if set_ else 0.0
+        idle_col = 0.0 if set_ else v            # equal to the selected source line
+        col_v = np.where(sel_cols, sel_level, idle_col)
+        gate_v = np.where(sel_rows, program.v_gate_write_v, 0.0)
+        return row_v, col_v, gate_v
+    frac_row, frac_col = {(WriteScheme.V_HALF, True): (0.5, 0.5),
+                          (WriteScheme.V_HALF, False): (0.5, 0.5),
+                          (WriteScheme.V_THIRD, True): (1 / 3, 2 / 3),
+                          (WriteScheme.V_THIRD, False): (2 / 3, 1 / 3)}[(s, set_)]
+    row_v = np.where(sel_rows, v if set_ else 0.0, frac_row * v)
+    col_v = np.where(sel_cols, 0.0 if set_ else v, frac_col * v)
+    return row_v, col_v, None
+
+
+def _pwl(levels: list[float], program: PulseProgram):
+    """0 V, then for each pulse: rise to its level, hold, fall back to 0, gap."""
+    pts = [(0.0, 0.0)]
+    for k, lv in enumerate(levels):
+        t0 = program.gap_s + k * program.slot_s
+        pts += [(t0, 0.0), (t0 + program.rise_s, lv),
+                (t0 + program.rise_s + program.pulse_width_s, lv),
+                (t0 + program.rise_s + program.pulse_width_s + program.fall_s, 0.0)]
+    return (0.0, tuple(pts))
+
+
+@dataclass
+class WriteResult:
+    switched: np.ndarray           # (rows, cols) 0/1
+    states_before: np.ndarray
+    states_after: np.ndarray
+    targets: np.ndarray            # bool mask of the cells the program meant to write
+    target_state: int
+    i_cell_peak_a: np.ndarray      # (rows, cols) largest |I| during the program
+    i_cell_mean_a: np.ndarray      # (rows, cols) mean |I| over the pulse windows
+    thresholds: dict               # per-cell ethp, ethap, lnthp, lnthap actually written
+    dynamic: np.ndarray            # bool (rows, cols): cells simulated with switching
+    netlist_path: Path | None
+    timings_s: dict = field(default_factory=dict)
+    waveforms: dict | None = None  # time_s, v_row_v, v_col_v, (v_gate_v), i_cell_a, state
+
+    @property
+    def write_errors(self) -> np.ndarray:
+        """Target cells not in the target state after the program."""
+        return self.targets & (self.states_after != self.target_state)
+
+    @property
+    def disturbed(self) -> np.ndarray:
+        """Cells outside the targets whose state changed: half-select disturb."""
+        return ~self.targets & (self.switched == 1)
+
+    @property
+    def n_time_points(self) -> int:
+        return 0 if self.waveforms is None else len(self.waveforms["time_s"])
+
+
+def dynamic_cells(xbar: Crossbar, program: PulseProgram) -> np.ndarray:
+    """Cells that see a non-zero ideal bias in some pulse: they get the switching model; the
+    others (0 V, or a gate that stays off) cannot switch and stay plain MTJs, which keeps
+    big arrays affordable (PHYSICS.md: ~30 us per behavioural device per Newton iteration)."""
+    dyn = np.zeros(xbar.spec.shape, dtype=bool)
+    for sel_rows, sel_cols in program.pulses():
+        row_v, col_v, gate_v = line_levels(program, xbar.spec.kind, sel_rows, sel_cols)
+        bias = row_v[:, None] - col_v[None, :]
+        on = np.abs(bias) > 0
+        if gate_v is not None:
+            on &= (gate_v > 0)[:, None]
+        dyn |= on
+    return dyn
+
+
+def build(xbar: Crossbar, program: PulseProgram, seed: int):
+    """The write circuit, its analysis and the thresholds written into it."""
+    spec = xbar.spec
+    if program.targets.shape != spec.shape:
+        raise ValueError(f"targets shape {program.targets.shape}: must be {spec.shape}")
+    pulses = program.pulses()
+    levels = [line_levels(program, spec.kind, r, c) for r, c in pulses]
+    rows = [_pwl([lv[0][i] for lv in levels], program) for i in range(spec.rows)]
+    cols = [_pwl([lv[1][j] for lv in levels], program) for j in range(spec.cols)]
+    gates = None
+    if spec.kind is ArrayKind.ONE_T_ONE_R:
+        gates = [_pwl([lv[2][i] for lv in levels], program) for i in range(spec.rows)]
+    rng = np.random.default_rng(seed)
+    cells = xbar.cells
+    ethp, lnthp = draw_thresholds(rng, cells.delta, spec.shape)
+    ethap, lnthap = draw_thresholds(rng, cells.delta, spec.shape)
+    thresholds = {"ethp": ethp, "ethap": ethap, "lnthp": lnthp, "lnthap": lnthap}
+    dyn = dynamic_cells(xbar, program)
+
+    def mtj(name, t, b, cells, i, j, state):
+        if not dyn[i, j]:
+            return mtj_static(name, t, b, cells, i, j, state)
+        return SubcktInstance(name, (t, b), "mtj_stt", (
+            ("rp", cells.r_p_ohm[i, j]), ("tmr0", cells.tmr0[i, j]), ("vh", cells.v_h_v[i, j]),
+            ("s0", float(state)), ("ic0p", cells.i_c0_p2ap_a[i, j]),
+            ("ic0ap", cells.i_c0_ap2p_a[i, j]), ("delta", cells.delta[i, j]),
+            ("tau0", cells.tau0_s[i, j]), ("taud", cells.tau_d_s[i, j]),
+            ("ethp", ethp[i, j]), ("ethap", ethap[i, j]),
+            ("lnthp", lnthp[i, j]), ("lnthap", lnthap[i, j])))
+
+    circuit = build_write_circuit(xbar, rows, cols, gates, mtj,
+                                  title=f"mtjsim {spec.kind.value} {program.scheme.value} "
+                                        f"{program.direction.value} write {spec.rows}x{spec.cols}"
+                                        f", seed {seed}")
+    circuit.options.update(WRITE_OPTIONS)
+    stop = program.gap_s + len(pulses) * program.slot_s
+    edge = min(program.rise_s, program.fall_s)
+    analysis = TranAnalysis(step_s=edge, stop_s=stop,
+                            max_step_s=min(program.pulse_width_s / 20, program.gap_s))
+    return circuit, analysis, thresholds, dyn
+
+
+def write(xbar: Crossbar, program: PulseProgram, seed: int = 0, *, workdir: Path | None = None,
+          netlist_name: str = "write.cir", backend: Backend = Backend.SUBPROCESS,
+          update_states: bool = False) -> WriteResult:
+    """Simulate ``program`` on ``xbar`` in ngspice; the thresholds come from ``seed``.
+
+    Returns which cells switched (selected or not), the final states, per-cell peak and mean
+    current and the waveforms. ``update_states``: copy the final states into ``xbar``.
+    """
+    spec = xbar.spec
+    t0 = time.perf_counter()
+    circuit, analysis, thresholds, dyn = build(xbar, program, seed)
+    build_s = time.perf_counter() - t0
+    with netlist_dir(workdir) as folder:
+        sim, times = simulate(circuit, analysis, folder, netlist_name, backend)
+        t2 = time.perf_counter()
+        n = Nodes(spec)
+        t_s = sim.time_s
+        state = np.empty(spec.shape + (len(t_s),))
+        v_cell = np.empty_like(state)
+
+        def v(node):
+            return np.zeros(len(t_s)) if node == "0" else sim.v(node)
+
+        for i in range(spec.rows):
+            for j in range(spec.cols):
+                if dyn[i, j]:
+                    state[i, j] = sim.v(f"x{i}_{j}.s")
+                else:
+                    state[i, j] = xbar.states[i, j]
+                if spec.kind is ArrayKind.PASSIVE:
+                    v_cell[i, j] = v(n.wl(i, j + 1)) - v(n.bl(j, i))
+                else:
+                    v_cell[i, j] = v(n.bl(j, i)) - v(n.drain(i, j))
+        i_cell = _cell_current(xbar.cells, v_cell, state)
+        states_after = (state[..., -1] > 0.5).astype(np.int8)
+        abs_i = np.abs(i_cell)
+        # Every line sits at 0 V outside the pulse windows, so the integral over the whole
+        # transient is the integral over the pulses.
+        pulse_time_s = sum(b - a for a, b in program.windows_s())
+        mean = np.trapezoid(abs_i, t_s, axis=-1) / pulse_time_s
+        row_node = n.wl if spec.kind is ArrayKind.PASSIVE else n.sl
+        waveforms = {
+            "time_s": t_s,
+            "v_row_v": np.stack([v(row_node(i, 0)) for i in range(spec.rows)]),
+            "v_col_v": np.stack([v(n.sense(j)) for j in range(spec.cols)]),
+            "i_cell_a": i_cell.astype(np.float32),
+            "state": state.astype(np.float32),
+        }
+        if spec.kind is ArrayKind.ONE_T_ONE_R:
+            waveforms["v_gate_v"] = np.stack([v(n.wl(i, 0)) for i in range(spec.rows)])
+        parse_s = time.perf_counter() - t2
+    before = xbar.states.copy()
+    if update_states:
+        xbar.states = states_after.copy()
+    return WriteResult(
+        switched=(states_after != before).astype(np.int8), states_before=before,
+        states_after=states_after, targets=program.targets.copy(),
+        target_state=program.direction.target_state, i_cell_peak_a=abs_i.max(axis=-1),
+        i_cell_mean_a=mean, thresholds=thresholds, dynamic=dyn,
+        netlist_path=sim.netlist_path if workdir is not None else None,
+        timings_s={"build_s": build_s, **times, "parse_s": parse_s}, waveforms=waveforms)
+
+
+def _cell_current(cells, v_cell, state):
+    """I = G(V, s) V per cell and time point, the current of models/mtj_stt.lib's branch."""
+    tmr = cells.tmr0[..., None] / (1 + (v_cell / cells.v_h_v[..., None]) ** 2)
+    rp = cells.r_p_ohm[..., None]
+    return v_cell * ((1 - state) / rp + state / (rp * (1 + tmr)))
