@@ -52,7 +52,11 @@ def read_figure(result, title: str):
 
 def _mark(ax, mask, color, marker="s"):
     ii, jj = np.nonzero(mask)
-    ax.scatter(jj, ii, facecolors="none", edgecolors=color, marker=marker, s=60, linewidths=1.3)
+    if marker == "x":  # an unfilled marker takes its colour from "color"
+        ax.scatter(jj, ii, color=color, marker=marker, s=60, linewidths=1.3)
+    else:
+        ax.scatter(jj, ii, facecolors="none", edgecolors=color, marker=marker, s=60,
+                   linewidths=1.3)
 
 
 def write_figure(result, title: str):
