@@ -108,7 +108,10 @@ class Circuit:
     title: str
     elements: list = field(default_factory=list)
     options: dict = field(default_factory=dict)
-    saves: tuple[str, ...] = ()      # empty: ngspice saves every node voltage and source current
+    # True: save only what results and energy need (every external node voltage, every
+    # voltage-source current and the magnetic state of switching MTJs), not the internal
+    # progress nodes of every device. False: ngspice's default (everything).
+    save_external_only: bool = True
 
     def add(self, element) -> None:
         self.elements.append(element)

@@ -32,6 +32,34 @@ def _model_files(circuit: Circuit) -> list[str]:
     return sorted({MODEL_FILES[u] for u in used})
 
 
+# Internal nodes of a subcircuit that results need (v(x<name>.<node>) in ngspice's output).
+SAVED_INTERNAL_NODES = {"mtj_stt": ("s",)}
+
+
+def _element_nodes(e) -> tuple[str, ...]:
+    match e:
+        case Resistor() | Capacitor():
+            return (e.n1, e.n2)
+        case VSource() | TransResistance():
+            return (e.np, e.nn)
+        case Comparator():
+            return (e.out, e.inp, e.ref)
+        case SubcktInstance():
+            return e.nodes
+        case Mosfet():
+            return (e.d, e.g, e.s, e.b)
+    raise TypeError(f"no nodes known for element {e!r}")
+
+
+def _saved_vectors(circuit: Circuit) -> list[str]:
+    nodes = dict.fromkeys(n for e in circuit.elements for n in _element_nodes(e) if n != "0")
+    out = [f"v({n})" for n in nodes]
+    out += [f"i(V{e.name})" for e in circuit.elements if isinstance(e, VSource)]
+    out += [f"v(X{e.name}.{node})" for e in circuit.elements if isinstance(e, SubcktInstance)
+            for node in SAVED_INTERNAL_NODES.get(e.subckt, ())]
+    return out
+
+
 def _num(x: float) -> str:
     # 12 significant digits keep hand-checkable circuits exact to far better than 1e-6.
     return f"{float(x):.12g}"
@@ -98,8 +126,8 @@ def to_spice(circuit: Circuit, analysis, netlist_dir: Path | None = None) -> str
             f"{k}={v if isinstance(v, str) else _num(v)}" for k, v in circuit.options.items()))
     for e in circuit.elements:
         lines.extend(_wrap(_element_line(e)))
-    if circuit.saves:
-        lines.extend(_wrap(".save " + " ".join(circuit.saves)))
+    if circuit.save_external_only:
+        lines.extend(_wrap(".save " + " ".join(_saved_vectors(circuit))))
     match analysis:
         case OpAnalysis():
             lines.append(".op")
