@@ -1,5 +1,5 @@
-"""Command line: mtjsim demo | netlist | read | write | write-stats. Units are in option
-names; SI inside."""
+"""Command line: mtjsim demo | netlist | read | write | write-stats | report. Units are in
+option names; SI inside."""
 
 from __future__ import annotations
 
@@ -68,7 +68,8 @@ def add_read_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--v-read-v", type=float, default=0.1,
                    help="read voltage on every row when --inputs is not given (default 0.1 V)")
     g.add_argument("--transient", action="store_true",
-                   help="solve as a transient (waveforms) even for a single input vector")
+                   help="solve as a transient even for a single input vector: waveforms and "
+                        "the energy report (energy.json, energy.csv, energy.png)")
     g.add_argument("--backend", choices=[b.value for b in Backend], default="subprocess",
                    help="ngspice as a subprocess (default) or as PySpice's shared library")
 
@@ -96,7 +97,10 @@ def cmd_read(a) -> int:
     print(f"wall {wall:.3f} s = build {t['build_s']:.3f} + write {t['netlist_write_s']:.3f} + "
           f"ngspice {t['ngspice_s']:.3f} + parse {t['parse_s']:.3f} s")
     print(f"i_out (uA), vector 0: {np.array2string(result.i_out_a[0] * 1e6, precision=3)}")
-    print(f"wrote {a.out}/netlist.cir, result.json, read.png")
+    if result.energy is not None:
+        print_energy([result.energy])
+    print(f"wrote {a.out}/netlist.cir, result.json, read.png"
+          + (", energy.json, energy.csv, energy.png" if result.energy is not None else ""))
     return 0
 
 
@@ -169,8 +173,9 @@ def cmd_write(a) -> int:
           f"{int(r.write_errors.sum())}, disturbed {int(r.disturbed.sum())}")
     for i, j in np.argwhere(r.disturbed)[:10]:
         print(f"  disturb at ({i},{j}): peak {r.i_cell_peak_a[i, j] * 1e6:.1f} uA")
+    print_energy([r.energy])
     print(f"ngspice {r.timings_s['ngspice_s']:.2f} s, {r.n_time_points} time points; wrote "
-          f"{a.out}/netlist.cir, result.json, waveforms.npz, write.png")
+          f"{a.out}/netlist.cir, result.json, waveforms.npz, write.png, energy.json/.csv/.png")
     return 0
 
 
@@ -186,6 +191,24 @@ def cmd_write_stats(a) -> int:
     print(f"target cells: P_sw mean {stats.p_switch[t].mean():.3f}; write error rate "
           f"{stats.write_error_rate:.4f}; disturb rate {stats.disturb_rate:.4g}")
     print(f"wrote {a.out}/stats.json, write_stats.png")
+    return 0
+
+
+def print_energy(reports) -> None:
+    print(f"{'operation':<12}{'ops':>8}{'energy (pJ)':>13}{'fJ/op':>10}{'TOPS/W':>9}"
+          f"{'array':>8}{'wires':>8}{'access':>8}{'periph.':>8}  (share of dissipated)")
+    for r in reports:
+        total = sum(r.breakdown.values())
+        share = [r.breakdown[k] / total for k in ("array_j", "wires_j", "access_j", "periphery_j")]
+        print(f"{r.operation:<12}{r.ops:>8}{r.energy_j * 1e12:>13.4g}"
+              f"{r.energy_per_op_j * 1e15:>10.4g}{r.tops_per_w:>9.3g}"
+              + "".join(f"{x:>8.1%}" for x in share))
+
+
+def cmd_report(a) -> int:
+    from mtjsim.report import rerender
+    for path in rerender(a.run_dir):
+        print(f"wrote {path}")
     return 0
 
 
@@ -252,6 +275,10 @@ def build_parser() -> argparse.ArgumentParser:
     ws.add_argument("--out", type=Path, default=Path("runs/write-stats"),
                     help="output folder: stats.json, write_stats.png")
     ws.set_defaults(func=cmd_write_stats)
+
+    rp = sub.add_parser("report", help="re-render the plots and energy tables of an earlier run")
+    rp.add_argument("run_dir", type=Path, help="a run folder (with result.json / energy.json)")
+    rp.set_defaults(func=cmd_report)
     return p
 
 

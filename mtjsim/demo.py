@@ -10,6 +10,8 @@ from mtjsim.circuit.crossbar import ArrayKind, ArraySpec, Crossbar
 from mtjsim.devices.mtj import load_preset
 from mtjsim.ops.read import read
 from mtjsim.ops.write import Direction, PulseProgram, WriteScheme, write
+from mtjsim.cli import print_energy
+from mtjsim.energy.report import write_energy_files
 from mtjsim.report import write_read_run, write_write_run
 
 # A 16x16 1T1R array of 40 nm pMTJs with realistic parasitics (about 1 ohm and 0.2 fF per
@@ -73,23 +75,30 @@ def run_demo(out: Path = Path("runs/demo")) -> int:
     t[3, :] = True
     prog = PulseProgram(WriteScheme.ONE_T_ONE_R, Direction.SET, t, v_write_v=1.2,
                         pulse_width_s=10e-9)
-    _report_write(out, "write_1t1r_", xbar, prog, "1T1R 16x16, row 3 set, 1.2 V 10 ns")
+    up_1t1r = _report_write(out, "write_1t1r_", xbar, prog, "1T1R 16x16, row 3 set, 1.2 V 10 ns")
     # passive V/2: set one cell of an all-P 16x16 array; half-selected cells see 0.25 V
     # (0.91 I_c0: thermally activated disturb, a few percent per cell in 20 ns).
     pspec = DEMO_SPEC.replace(kind=ArrayKind.PASSIVE)
     pxbar = Crossbar(pspec, np.zeros(pspec.shape, dtype=np.int8))
     prog = PulseProgram.single(pspec.shape, 5, 9, WriteScheme.V_HALF, Direction.SET,
                                v_write_v=0.5, pulse_width_s=20e-9)
-    _report_write(out, "write_v2_", pxbar, prog, "passive 16x16, V/2 set (5,9), 0.5 V 20 ns")
+    up_v2 = _report_write(out, "write_v2_", pxbar, prog, "passive 16x16, V/2 set (5,9), 0.5 V 20 ns")
     print(f"\nwrote {out}/write_1t1r_*, write_v2_* (netlist, result.json, waveforms, plot)")
+
+    print("\nenergy per operation, from the ngspice waveforms (feedforward: 2*rows*cols ops per "
+          "vector; update: one op per target cell):")
+    print_energy([r.energy, up_1t1r, up_v2])
+    write_energy_files(out, [r.energy, up_1t1r, up_v2])
+    print(f"wrote {out}/energy.json, energy.csv, energy.png")
     return 0
 
 
 def _report_write(out: Path, prefix: str, xbar: Crossbar, prog: PulseProgram, label: str,
-                  seed: int = 1) -> None:
+                  seed: int = 1):
     w = write(xbar, prog, seed, workdir=out, netlist_name=f"{prefix}netlist.cir")
     write_write_run(out, xbar, prog, seed, w, prefix=prefix)
     i_sel = w.i_cell_peak_a[prog.targets].mean() * 1e6
     print(f"{label:<44}{int(prog.targets.sum()):>8}{int(w.switched.sum()):>9}"
           f"{int(w.write_errors.sum()):>7}{int(w.disturbed.sum()):>9}{i_sel:>11.1f}"
           f"{w.timings_s['ngspice_s']:>10.2f}")
+    return w.energy

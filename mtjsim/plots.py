@@ -119,3 +119,37 @@ def write_stats_figure(stats, title: str):
                  f"disturb rate {stats.disturb_rate:.3g}")
     fig.tight_layout()
     return fig
+
+
+def energy_figure(reports):
+    """Stacked bars of the energy breakdown per operation, with energy/op and TOPS/W.
+    Log scales: a feedforward op costs fJ, an update op pJ."""
+    fig, axes = plt.subplots(1, 2, figsize=(5 + 2.2 * len(reports), 4.4))
+    labels = [f"{r.operation}\n{r.conditions.get('array', '')} {r.conditions.get('scheme', '')}"
+              .strip() for r in reports]
+    x = np.arange(len(reports))
+    bottom = np.zeros(len(reports))
+    colors = {"array_j": "C0", "wires_j": "C1", "access_j": "C2", "periphery_j": "C3"}
+    for key, color in colors.items():
+        vals = np.array([r.breakdown[key] / r.ops for r in reports]) * 1e15
+        axes[0].bar(x, vals, bottom=bottom, color=color, label=key[:-2])
+        bottom += vals
+    axes[0].set_yscale("log")
+    first = [r.breakdown["array_j"] / r.ops * 1e15 for r in reports if r.breakdown["array_j"] > 0]
+    if first:  # the lowest segment starts at the axis: leave it room on a log scale
+        axes[0].set_ylim(bottom=0.1 * min(first))
+    axes[0].set_ylabel("dissipated energy per operation (fJ/op, log)")
+    axes[0].set_title("breakdown per op (stacked)")
+    axes[0].legend(fontsize=8)
+    axes[1].bar(x, [r.tops_per_w for r in reports], color="C4")
+    for k, r in enumerate(reports):
+        axes[1].text(k, r.tops_per_w, f"{r.tops_per_w:.3g} TOPS/W\n"
+                     f"{r.energy_per_op_j * 1e15:.3g} fJ/op", ha="center", va="bottom", fontsize=8)
+    axes[1].set_yscale("log")
+    axes[1].set_ylabel("TOPS/W (log)")
+    axes[1].set_title("efficiency")
+    axes[1].margins(y=0.3)
+    for ax in axes:
+        ax.set_xticks(x, labels, fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -9,20 +9,8 @@ import numpy as np
 from mtjsim.circuit.crossbar import ArrayKind, ArraySpec, Crossbar
 from mtjsim.circuit.netlist import write_netlist
 from mtjsim.ops.read import ReadResult, prepare_read
+from mtjsim.energy.report import reports_from_json, write_energy_files
 from mtjsim.runs import save_figure, write_json, write_npz
-
-
-def spec_record(spec: ArraySpec) -> dict:
-    """The conditions of a run, as plain data (with the device's derived figures)."""
-    return {
-        "array": spec.kind.value, "rows": spec.rows, "cols": spec.cols,
-        "r_wire_ohm": spec.r_wire_ohm, "c_wire_f": spec.c_wire_f,
-        "r_driver_ohm": spec.r_driver_ohm, "sense": spec.sense.value,
-        "r_sense_ohm": spec.r_sense_ohm if spec.sense.value == "resistor" else 0.0,
-        "r_tia_ohm": spec.r_tia_ohm, "v_gate_v": spec.v_gate_v,
-        "device": {**{k: v for k, v in vars(spec.device).items()}, **spec.device.summary()},
-        "transistor": vars(spec.transistor) if spec.kind is ArrayKind.ONE_T_ONE_R else None,
-    }
 
 
 def read_record(xbar: Crossbar, r: ReadResult) -> dict:
@@ -34,19 +22,23 @@ def read_record(xbar: Crossbar, r: ReadResult) -> dict:
         "states": r.states,
         "r_wire_ohm": spec.r_wire_ohm, "r_driver_ohm": spec.r_driver_ohm,
         "r_sense_ohm": spec.r_sense_ohm if spec.sense.value == "resistor" else 0.0,
-        "conditions": spec_record(spec), "timings_s": r.timings_s,
+        "conditions": spec.record(), "timings_s": r.timings_s,
     }
+
+
+def _title(cond: dict, what: str) -> str:
+    return f"{cond['array']} {cond['rows']}x{cond['cols']} {what}, r_wire {cond['r_wire_ohm']:g} ohm/segment"
 
 
 def write_read_run(out: Path, xbar: Crossbar, r: ReadResult, prefix: str = "") -> None:
     from mtjsim.plots import read_figure
     out = Path(out)
     write_json(out / f"{prefix}result.json", read_record(xbar, r))
+    if r.energy is not None:
+        write_energy_files(out, [r.energy], prefix)
     if r.waveforms is not None:
         write_npz(out / f"{prefix}waveforms.npz", **r.waveforms)
-    spec = xbar.spec
-    save_figure(read_figure(r, f"{spec.kind.value} {spec.rows}x{spec.cols} read, "
-                               f"r_wire {spec.r_wire_ohm:g} ohm/segment"), out / "read.png")
+    save_figure(read_figure(r, _title(xbar.spec.record(), "read")), out / "read.png")
 
 
 def write_read_netlist(xbar: Crossbar, inputs_v, path: Path) -> Path:
@@ -94,7 +86,7 @@ def write_record(xbar: Crossbar, program, seed: int, r) -> dict:
         "r_p_ohm": cells.r_p_ohm, "thresholds": r.thresholds, "dynamic": r.dynamic.astype(int),
         "program": program_record(program),
         "variation": xbar.variation, "device_seed": xbar.device_seed,
-        "conditions": spec_record(xbar.spec), "timings_s": r.timings_s,
+        "conditions": xbar.spec.record(), "timings_s": r.timings_s,
         "n_time_points": r.n_time_points,
     }
 
@@ -104,6 +96,7 @@ def write_write_run(out: Path, xbar: Crossbar, program, seed: int, r, prefix: st
     out = Path(out)
     write_json(out / f"{prefix}result.json", write_record(xbar, program, seed, r))
     write_npz(out / f"{prefix}waveforms.npz", **r.waveforms)
+    write_energy_files(out, [r.energy], prefix)
     spec = xbar.spec
     save_figure(write_figure(r, f"{spec.kind.value} {spec.rows}x{spec.cols} "
                                 f"{program.scheme.value} {program.direction.value} write, "
@@ -117,7 +110,7 @@ def write_stats_run(out: Path, xbar: Crossbar, program, stats) -> None:
     write_json(out / "stats.json", {
         **{k: getattr(stats, k) for k in stats.__dataclass_fields__},
         "program": program_record(program),
-        "conditions": spec_record(xbar.spec),
+        "conditions": xbar.spec.record(),
     })
     spec = xbar.spec
     save_figure(write_stats_figure(stats, f"{spec.kind.value} {spec.rows}x{spec.cols} "
@@ -125,3 +118,42 @@ def write_stats_run(out: Path, xbar: Crossbar, program, stats) -> None:
                                           f"{program.v_write_v:g} V, "
                                           f"{program.pulse_width_s * 1e9:g} ns"),
                 out / "write_stats.png")
+
+
+def rerender(run_dir: Path) -> list[Path]:
+    """Redraw the plots and energy tables of an earlier run from its JSON and .npz files."""
+    import json
+    from types import SimpleNamespace
+
+    from mtjsim.plots import read_figure, write_figure
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"run folder {run_dir} does not exist")
+    written = []
+    for res_path in sorted(run_dir.glob("*result.json")):
+        prefix = res_path.name[: -len("result.json")]
+        data = json.loads(res_path.read_text())
+        wave = run_dir / f"{prefix}waveforms.npz"
+        waveforms = dict(np.load(wave)) if wave.exists() else None
+        arrays = {k: np.asarray(v) for k, v in data.items() if isinstance(v, list)}
+        r = SimpleNamespace(**{**data, **arrays, "waveforms": waveforms})
+        cond = data["conditions"]
+        if "switched" in data:
+            r.targets = r.targets.astype(bool)
+            r.disturbed = r.disturbed.astype(bool)
+            r.write_errors = r.write_errors.astype(bool)
+            p = data["program"]
+            fig = write_figure(r, _title(cond, f"{p['scheme']} {p['direction']} write, "
+                                               f"{p['v_write_v']:g} V"))
+            written.append(save_figure(fig, run_dir / f"{prefix}write.png"))
+        else:
+            written.append(save_figure(read_figure(r, _title(cond, "read")),
+                                       run_dir / "read.png"))
+    for e_path in sorted(run_dir.glob("*energy.json")):
+        prefix = e_path.name[: -len("energy.json")]
+        reports = reports_from_json(json.loads(e_path.read_text()))
+        write_energy_files(run_dir, reports, prefix)
+        written += [run_dir / f"{prefix}energy.csv", run_dir / f"{prefix}energy.png"]
+    if not written:
+        raise FileNotFoundError(f"{run_dir}: no result.json or energy.json to render")
+    return written

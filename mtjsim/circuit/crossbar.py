@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mtjsim.circuit.elements import (
-    Capacitor, Circuit, Comparator, Mosfet, Resistor, SubcktInstance, TransResistance, VSource,
+    Capacitor, Circuit, Comparator, Group, Mosfet, Resistor, SubcktInstance, TransResistance,
+    VSource,
 )
 from mtjsim.devices.mosfet import NMOSParams
 from mtjsim.devices.mtj import MTJParams
@@ -83,6 +84,19 @@ class ArraySpec:
     @property
     def shape(self) -> tuple[int, int]:
         return (self.rows, self.cols)
+
+    def record(self) -> dict:
+        """The design as plain data (with the device's derived figures), for run records."""
+        passive = self.kind is ArrayKind.PASSIVE
+        return {
+            "array": self.kind.value, "rows": self.rows, "cols": self.cols,
+            "r_wire_ohm": self.r_wire_ohm, "c_wire_f": self.c_wire_f,
+            "r_driver_ohm": self.r_driver_ohm, "sense": self.sense.value,
+            "r_sense_ohm": self.r_sense_ohm if self.sense is SenseKind.RESISTOR else 0.0,
+            "r_tia_ohm": self.r_tia_ohm, "v_gate_v": self.v_gate_v,
+            "device": {**vars(self.device), **self.device.summary()},
+            "transistor": None if passive else vars(self.transistor),
+        }
 
 
 @dataclass
@@ -151,7 +165,7 @@ def _row_line(c: Circuit, spec: ArraySpec, prefix: str, node, i: int, src: str, 
         pass
     elif spec.r_driver_ohm > 0:
         c.add(VSource(f"{src}{i}", f"{src}{i}", "0", v_dc, pwl))
-        c.add(Resistor(f"drv{src}{i}", f"{src}{i}", first, spec.r_driver_ohm))
+        c.add(Resistor(f"drv{src}{i}", f"{src}{i}", first, spec.r_driver_ohm, Group.PERIPHERY))
     else:
         c.add(VSource(f"{src}{i}", first, "0", v_dc, pwl))
     for pos in range(spec.cols):
@@ -187,7 +201,7 @@ def _sense(c: Circuit, spec: ArraySpec, n: Nodes, v_ref) -> None:
             c.add(TransResistance(f"tia{j}", f"tia{j}", "0", f"sns{j}", spec.r_tia_ohm))
         else:
             c.add(VSource(f"sns{j}", n.sense(j), f"sr{j}", 0.0))
-            c.add(Resistor(f"sns{j}", f"sr{j}", "0", spec.r_sense_ohm))
+            c.add(Resistor(f"sns{j}", f"sr{j}", "0", spec.r_sense_ohm, Group.PERIPHERY))
         c.add(Comparator(f"cmp{j}", f"cmp{j}", sense_node_for_comparator(spec, j), "vref",
                          spec.v_dd_v, spec.v_dd_v * 1e-3))
 
@@ -250,7 +264,8 @@ def build_write_circuit(xbar: Crossbar, row_sources, col_sources, gate_sources, 
         v_dc, pwl = col_sources[j]
         if spec.r_driver_ohm > 0:
             c.add(VSource(f"col{j}", f"col{j}", "0", v_dc, pwl))
-            c.add(Resistor(f"drvcol{j}", f"col{j}", n.sense(j), spec.r_driver_ohm))
+            c.add(Resistor(f"drvcol{j}", f"col{j}", n.sense(j), spec.r_driver_ohm,
+                           Group.PERIPHERY))
         else:
             c.add(VSource(f"col{j}", n.sense(j), "0", v_dc, pwl))
     return c

@@ -6,7 +6,17 @@ Node "0" is ground. Values are SI.
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
+
+
+class Group(enum.Enum):
+    """Where an element's energy is booked (energy reports)."""
+
+    ARRAY = "array"            # MTJs
+    WIRES = "wires"            # word/bit/source-line segments and their capacitance
+    ACCESS = "access"          # 1T1R access transistors
+    PERIPHERY = "periphery"    # drivers (output resistance), sense, comparators
 
 
 @dataclass(frozen=True, slots=True)
@@ -15,6 +25,7 @@ class Resistor:
     n1: str
     n2: str
     ohm: float
+    group: Group = Group.WIRES
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +34,7 @@ class Capacitor:
     n1: str
     n2: str
     farad: float
+    group: Group = Group.WIRES
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +80,7 @@ class SubcktInstance:
     nodes: tuple[str, ...]
     subckt: str
     params: tuple[tuple[str, float], ...]
+    group: Group = Group.ARRAY
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +93,7 @@ class Mosfet:
     model: str
     w_m: float
     l_m: float
+    group: Group = Group.ACCESS
 
 
 Element = Resistor | Capacitor | VSource | TransResistance | Comparator | SubcktInstance | Mosfet

@@ -18,6 +18,8 @@ from mtjsim.circuit.crossbar import (
     ArrayKind, Crossbar, Nodes, SenseKind, build_read_circuit, sense_node_for_comparator,
 )
 from mtjsim.circuit.elements import OpAnalysis, TranAnalysis
+from mtjsim.energy.accounting import element_energies
+from mtjsim.energy.report import feedforward_report
 from mtjsim.engines.ngspice import Backend
 from mtjsim.ops.common import ACCURATE_OPTIONS, netlist_dir, simulate
 from mtjsim.validation import check_range
@@ -36,7 +38,8 @@ class ReadResult:
     states: np.ndarray
     netlist_path: Path | None
     timings_s: dict = field(default_factory=dict)
-    waveforms: dict | None = None   # transient reads: time_s, v_in_v (rows,T), i_out_a (cols,T)
+    waveforms: dict | None = None   # transient reads: time_s, v_row_v (rows,T), i_out_a (cols,T)
+    energy: object | None = None    # transient reads: mtjsim.energy.report.EnergyReport
 
 
 @dataclass(frozen=True)
@@ -160,7 +163,7 @@ def read(xbar: Crossbar, inputs_v=None, *, settings: ReadSettings = ReadSettings
                             axis=1).astype(np.int8)
         v_cell = _cell_voltages(sim, xbar, at)
         r_cell = 1.0 / xbar.cells.conductance_s(v_cell, xbar.states)
-        waveforms = None
+        waveforms = energy = None
         if transient:
             n = Nodes(spec)
             row_node = n.wl if spec.kind is ArrayKind.PASSIVE else n.sl
@@ -172,12 +175,16 @@ def read(xbar: Crossbar, inputs_v=None, *, settings: ReadSettings = ReadSettings
                 "v_sense_v": np.stack([sim.v(sense_node_for_comparator(spec, j))
                                        for j in range(spec.cols)]),
             }
+            energies = element_energies(prep.circuit, sim, 0.0, batch * settings.slot_s)
+            energy = feedforward_report(energies, spec.rows, spec.cols, batch, settings.slot_s, {
+                **spec.record(), "v_in_mean_v": float(np.nanmean(v_in)), "slot_s": settings.slot_s,
+                "edge_s": settings.edge_s})
         parse_s = time.perf_counter() - t2
     timings = {"build_s": build_s, **times, "parse_s": parse_s}
     return ReadResult(i_out_a=i_out, v_in_v=v_in, r_cell_ohm=r_cell, v_cell_v=v_cell,
                       decision=decision, i_ref_a=i_ref, states=xbar.states.copy(),
                       netlist_path=sim.netlist_path if workdir is not None else None,
-                      timings_s=timings, waveforms=waveforms)
+                      timings_s=timings, waveforms=waveforms, energy=energy)
 
 
 def _cell_voltages(sim, xbar: Crossbar, at) -> np.ndarray:

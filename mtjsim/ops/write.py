@@ -35,6 +35,8 @@ import numpy as np
 from mtjsim.circuit.crossbar import ArrayKind, Crossbar, Nodes, build_write_circuit, mtj_static
 from mtjsim.circuit.elements import SubcktInstance, TranAnalysis
 from mtjsim.devices.switching import draw_thresholds
+from mtjsim.energy.accounting import element_energies
+from mtjsim.energy.report import update_report
 from mtjsim.engines.ngspice import Backend
 from mtjsim.ops.common import netlist_dir, simulate
 from mtjsim.validation import check_int, check_range
@@ -185,6 +187,7 @@ class WriteResult:
     netlist_path: Path | None
     timings_s: dict = field(default_factory=dict)
     waveforms: dict | None = None  # time_s, v_row_v, v_col_v, (v_gate_v), i_cell_a, state
+    energy: object | None = None   # mtjsim.energy.report.EnergyReport of the update
 
     @property
     def write_errors(self) -> np.ndarray:
@@ -308,6 +311,14 @@ def write(xbar: Crossbar, program: PulseProgram, seed: int = 0, *, workdir: Path
         }
         if spec.kind is ArrayKind.ONE_T_ONE_R:
             waveforms["v_gate_v"] = np.stack([v(n.wl(i, 0)) for i in range(spec.rows)])
+        switched = states_after != xbar.states
+        energy = update_report(
+            element_energies(circuit, sim), int(program.targets.sum()),
+            {f"{i}_{j}" for i, j in np.argwhere(switched)},
+            {**spec.record(), "scheme": program.scheme.value,
+             "direction": program.direction.value, "v_write_v": program.v_write_v,
+             "pulse_width_s": program.pulse_width_s, "n_pulses": len(program.pulses())},
+            latency_s=float(t_s[-1]))
         parse_s = time.perf_counter() - t2
     before = xbar.states.copy()
     if update_states:
@@ -318,7 +329,8 @@ def write(xbar: Crossbar, program: PulseProgram, seed: int = 0, *, workdir: Path
         target_state=program.direction.target_state, i_cell_peak_a=abs_i.max(axis=-1),
         i_cell_mean_a=mean, thresholds=thresholds, dynamic=dyn,
         netlist_path=sim.netlist_path if workdir is not None else None,
-        timings_s={"build_s": build_s, **times, "parse_s": parse_s}, waveforms=waveforms)
+        timings_s={"build_s": build_s, **times, "parse_s": parse_s}, waveforms=waveforms,
+        energy=energy)
 
 
 def _cell_current(cells, v_cell, state):

@@ -1,0 +1,1 @@
+"""Energy per operation from the solved ngspice waveforms."""
