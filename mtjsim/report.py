@@ -56,6 +56,13 @@ def write_example_netlists(folder: Path) -> list[Path]:
     one_t = Crossbar.random(ArraySpec(kind=ArrayKind.ONE_T_ONE_R, rows=4, cols=4), seed=2)
     out.append(write_read_netlist(one_t, rng.uniform(0, 0.2, (3, 4)),
                                   folder / "read_1t1r_4x4_batch3.cir"))
+    from mtjsim.ops.write import Direction, PulseProgram, WriteScheme, build
+    for xbar, scheme, v, name in ((passive, WriteScheme.V_HALF, 0.5, "write_passive_4x4_v2.cir"),
+                                  (one_t, WriteScheme.ONE_T_ONE_R, 1.2, "write_1t1r_4x4.cir")):
+        prog = PulseProgram.single(xbar.spec.shape, 1, 2, scheme, Direction.SET, v_write_v=v,
+                                   pulse_width_s=10e-9)
+        circuit, analysis, _, _ = build(xbar, prog, seed=1)
+        out.append(write_netlist(circuit, analysis, folder / name))
     return out
 
 
