@@ -20,6 +20,7 @@ from mtjsim.circuit.crossbar import (
 from mtjsim.circuit.elements import OpAnalysis, TranAnalysis
 from mtjsim.energy.accounting import element_energies
 from mtjsim.energy.report import feedforward_report
+from mtjsim.engines import Engine
 from mtjsim.engines.ngspice import Backend
 from mtjsim.ops.common import ACCURATE_OPTIONS, netlist_dir, simulate
 from mtjsim.validation import check_range
@@ -135,12 +136,16 @@ def prepare_read(xbar: Crossbar, inputs_v=None, settings: ReadSettings = ReadSet
 
 def read(xbar: Crossbar, inputs_v=None, *, settings: ReadSettings = ReadSettings(),
          i_ref_a=None, workdir: Path | None = None, netlist_name: str = "read.cir",
-         backend: Backend = Backend.SUBPROCESS) -> ReadResult:
-    """Solve a read of ``xbar`` for each input vector in ngspice.
+         backend: Backend = Backend.SUBPROCESS, engine: Engine = Engine.NGSPICE) -> ReadResult:
+    """Solve a read of ``xbar`` for each input vector.
 
     ``inputs_v``: (rows,) or (batch, rows) volts on the row drivers (default 0.1 V on every
     row). ``workdir``: where the netlist is written and kept (default: a temporary folder).
+    ``engine``: ngspice (the reference) or the fast nodal engine; same inputs, same result.
     """
+    if Engine(engine) is Engine.FAST:
+        from mtjsim.ops.fast_ops import fast_read
+        return fast_read(xbar, inputs_v, settings=settings, i_ref_a=i_ref_a)
     spec = xbar.spec
     t0 = time.perf_counter()
     prep = prepare_read(xbar, inputs_v, settings, i_ref_a)

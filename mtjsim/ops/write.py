@@ -37,6 +37,7 @@ from mtjsim.circuit.elements import SubcktInstance, TranAnalysis
 from mtjsim.devices.switching import draw_thresholds
 from mtjsim.energy.accounting import element_energies
 from mtjsim.energy.report import update_report
+from mtjsim.engines import Engine
 from mtjsim.engines.ngspice import Backend
 from mtjsim.ops.common import netlist_dir, simulate
 from mtjsim.validation import check_int, check_range
@@ -80,6 +81,9 @@ class PulseProgram:
     parallel: Parallelism = Parallelism.ROW
     gap_s: float = 1e-9                 # all lines at 0 V between pulses (and before/after)
     v_gate_write_v: float = 1.2         # 1T1R selected gate
+    # Optional width of each pulse, in the order of pulses() (e.g. a per-column width that
+    # sets each column's switching probability); default: pulse_width_s for all.
+    widths_s: tuple[float, ...] | None = None
 
     def __post_init__(self):
         for name, enum_type in (("scheme", WriteScheme), ("direction", Direction),
@@ -100,6 +104,13 @@ class PulseProgram:
         check_range("fall_s", self.fall_s, lo=1e-12, hi=self.pulse_width_s, typical="0.1e-9")
         check_range("gap_s", self.gap_s, lo=1e-12, hi=1e-3, typical="1e-9")
         check_range("v_gate_write_v", self.v_gate_write_v, lo=0, hi=5, typical="1.0 to 1.5")
+        if self.widths_s is not None:
+            widths = tuple(float(w) for w in self.widths_s)
+            if len(widths) != len(self.pulses()):
+                raise ValueError(f"widths_s: {len(widths)} widths for {len(self.pulses())} pulses")
+            for w in widths:
+                check_range("widths_s[k]", w, lo=10e-12, hi=1e-3, typical="1e-9 to 100e-9")
+            object.__setattr__(self, "widths_s", widths)
 
     @classmethod
     def single(cls, shape, row: int, col: int, scheme: WriteScheme, direction: Direction,
@@ -127,15 +138,23 @@ class PulseProgram:
                 out.append((t[:, j].copy(), cols))
         return out
 
-    @property
-    def slot_s(self) -> float:
-        return self.rise_s + self.pulse_width_s + self.fall_s + self.gap_s
+    def widths(self) -> tuple[float, ...]:
+        """Flat-top width of each pulse."""
+        return self.widths_s or (self.pulse_width_s,) * len(self.pulses())
 
     def windows_s(self) -> list[tuple[float, float]]:
-        """(start, end) of each pulse, from the start of its rise to the end of its fall."""
-        return [(self.gap_s + k * self.slot_s,
-                 self.gap_s + k * self.slot_s + self.rise_s + self.pulse_width_s + self.fall_s)
-                for k in range(len(self.pulses()))]
+        """(start, end) of each pulse, from the start of its rise to the end of its fall;
+        every pulse is followed by gap_s at 0 V, and the program starts with one."""
+        out, t = [], self.gap_s
+        for w in self.widths():
+            end = t + self.rise_s + w + self.fall_s
+            out.append((t, end))
+            t = end + self.gap_s
+        return out
+
+    @property
+    def duration_s(self) -> float:
+        return self.windows_s()[-1][1] + self.gap_s
 
 
 def line_levels(program: PulseProgram, kind: ArrayKind, sel_rows, sel_cols):
@@ -165,11 +184,8 @@ def line_levels(program: PulseProgram, kind: ArrayKind, sel_rows, sel_cols):
 def _pwl(levels: list[float], program: PulseProgram):
     """0 V, then for each pulse: rise to its level, hold, fall back to 0, gap."""
     pts = [(0.0, 0.0)]
-    for k, lv in enumerate(levels):
-        t0 = program.gap_s + k * program.slot_s
-        pts += [(t0, 0.0), (t0 + program.rise_s, lv),
-                (t0 + program.rise_s + program.pulse_width_s, lv),
-                (t0 + program.rise_s + program.pulse_width_s + program.fall_s, 0.0)]
+    for lv, (t0, t1) in zip(levels, program.windows_s()):
+        pts += [(t0, 0.0), (t0 + program.rise_s, lv), (t1 - program.fall_s, lv), (t1, 0.0)]
     return (0.0, tuple(pts))
 
 
@@ -254,21 +270,24 @@ def build(xbar: Crossbar, program: PulseProgram, seed: int):
                                         f"{program.direction.value} write {spec.rows}x{spec.cols}"
                                         f", seed {seed}")
     circuit.options.update(WRITE_OPTIONS)
-    stop = program.gap_s + len(pulses) * program.slot_s
     edge = min(program.rise_s, program.fall_s)
-    analysis = TranAnalysis(step_s=edge, stop_s=stop,
-                            max_step_s=min(program.pulse_width_s / 20, program.gap_s))
+    analysis = TranAnalysis(step_s=edge, stop_s=program.duration_s,
+                            max_step_s=min(min(program.widths()) / 20, program.gap_s))
     return circuit, analysis, thresholds, dyn
 
 
 def write(xbar: Crossbar, program: PulseProgram, seed: int = 0, *, workdir: Path | None = None,
           netlist_name: str = "write.cir", backend: Backend = Backend.SUBPROCESS,
-          update_states: bool = False) -> WriteResult:
-    """Simulate ``program`` on ``xbar`` in ngspice; the thresholds come from ``seed``.
+          update_states: bool = False, engine: Engine = Engine.NGSPICE) -> WriteResult:
+    """Simulate ``program`` on ``xbar``; the thresholds come from ``seed``.
 
     Returns which cells switched (selected or not), the final states, per-cell peak and mean
     current and the waveforms. ``update_states``: copy the final states into ``xbar``.
+    ``engine``: ngspice (the reference) or the fast quasi-static engine, same thresholds.
     """
+    if Engine(engine) is Engine.FAST:
+        from mtjsim.ops.fast_ops import fast_write
+        return fast_write(xbar, program, seed, update_states=update_states)
     spec = xbar.spec
     t0 = time.perf_counter()
     circuit, analysis, thresholds, dyn = build(xbar, program, seed)
