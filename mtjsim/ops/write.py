@@ -235,6 +235,14 @@ def dynamic_cells(xbar: Crossbar, program: PulseProgram) -> np.ndarray:
     return dyn
 
 
+def cell_thresholds(xbar: Crossbar, seed: int) -> dict:
+    """Per-cell thresholds of one write, from ``seed``: both engines use exactly these."""
+    rng = np.random.default_rng(seed)
+    ethp, lnthp = draw_thresholds(rng, xbar.cells.delta, xbar.spec.shape)
+    ethap, lnthap = draw_thresholds(rng, xbar.cells.delta, xbar.spec.shape)
+    return {"ethp": ethp, "ethap": ethap, "lnthp": lnthp, "lnthap": lnthap}
+
+
 def build(xbar: Crossbar, program: PulseProgram, seed: int):
     """The write circuit, its analysis and the thresholds written into it."""
     spec = xbar.spec
@@ -247,11 +255,8 @@ def build(xbar: Crossbar, program: PulseProgram, seed: int):
     gates = None
     if spec.kind is ArrayKind.ONE_T_ONE_R:
         gates = [_pwl([lv[2][i] for lv in levels], program) for i in range(spec.rows)]
-    rng = np.random.default_rng(seed)
-    cells = xbar.cells
-    ethp, lnthp = draw_thresholds(rng, cells.delta, spec.shape)
-    ethap, lnthap = draw_thresholds(rng, cells.delta, spec.shape)
-    thresholds = {"ethp": ethp, "ethap": ethap, "lnthp": lnthp, "lnthap": lnthap}
+    thresholds = cell_thresholds(xbar, seed)
+    ethp, ethap, lnthp, lnthap = (thresholds[k] for k in ("ethp", "ethap", "lnthp", "lnthap"))
     dyn = dynamic_cells(xbar, program)
 
     def mtj(name, t, b, cells, i, j, state):
