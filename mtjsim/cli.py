@@ -12,6 +12,7 @@ import numpy as np
 
 from mtjsim.circuit.crossbar import ArrayKind, ArraySpec, Crossbar, SenseKind
 from mtjsim.devices.mtj import load_preset, preset_names
+from mtjsim.engines import Engine
 from mtjsim.engines.ngspice import Backend, NgspiceError
 
 
@@ -33,6 +34,9 @@ def add_array_args(p: argparse.ArgumentParser) -> None:
                    help="sense resistor, ohm, with --sense resistor (default 100)")
     g.add_argument("--v-gate-v", type=float, default=1.2,
                    help="1T1R gate (word-line) voltage of selected rows, volts (default 1.2)")
+    g.add_argument("--engine", choices=["ngspice", "fast"], default="ngspice",
+                   help="ngspice (the reference, writes the netlist) or the fast nodal engine "
+                        "(exact DC reads, quasi-static writes; see docs/fast_engine.md)")
     g = p.add_argument_group("device")
     g.add_argument("--device", choices=preset_names(), default="pmtj_40nm",
                    help="MTJ preset (mtjsim/devices/presets.toml; default pmtj_40nm)")
@@ -87,15 +91,19 @@ def cmd_read(a) -> int:
     t0 = time.perf_counter()
     result = read(xbar, inputs_from_args(a, xbar.spec.rows),
                   settings=ReadSettings(transient=a.transient), workdir=a.out,
-                  netlist_name="netlist.cir",
-                  backend=Backend(a.backend))
+                  netlist_name="netlist.cir", backend=Backend(a.backend),
+                  engine=Engine(a.engine))
     wall = time.perf_counter() - t0
     write_read_run(a.out, xbar, result)
     t = result.timings_s
-    print(f"engine: ngspice ({a.backend}); {xbar.spec.kind.value} {xbar.spec.rows}x"
+    engine = f"ngspice ({a.backend})" if a.engine == "ngspice" else "fast"
+    print(f"engine: {engine}; {xbar.spec.kind.value} {xbar.spec.rows}x"
           f"{xbar.spec.cols}, {result.i_out_a.shape[0]} input vector(s)")
-    print(f"wall {wall:.3f} s = build {t['build_s']:.3f} + write {t['netlist_write_s']:.3f} + "
-          f"ngspice {t['ngspice_s']:.3f} + parse {t['parse_s']:.3f} s")
+    if a.engine == "ngspice":
+        print(f"wall {wall:.3f} s = build {t['build_s']:.3f} + write {t['netlist_write_s']:.3f} "
+              f"+ ngspice {t['ngspice_s']:.3f} + parse {t['parse_s']:.3f} s")
+    else:
+        print(f"wall {wall:.3f} s (no netlist: the fast engine solves the network directly)")
     print(f"i_out (uA), vector 0: {np.array2string(result.i_out_a[0] * 1e6, precision=3)}")
     if result.energy is not None:
         print_energy([result.energy])
@@ -164,9 +172,10 @@ def cmd_write(a) -> int:
     from mtjsim.ops.write import write
     from mtjsim.report import write_write_run
     xbar, program, seed = write_setup(a)
-    r = write(xbar, program, seed, workdir=a.out, netlist_name="netlist.cir")
+    r = write(xbar, program, seed, workdir=a.out, netlist_name="netlist.cir",
+              engine=Engine(a.engine))
     write_write_run(a.out, xbar, program, seed, r)
-    print(f"engine: ngspice; {xbar.spec.kind.value} {xbar.spec.rows}x{xbar.spec.cols}, "
+    print(f"engine: {a.engine}; {xbar.spec.kind.value} {xbar.spec.rows}x{xbar.spec.cols}, "
           f"{program.scheme.value} {program.direction.value}, {program.v_write_v:g} V, "
           f"{program.pulse_width_s * 1e9:g} ns, {len(program.pulses())} pulse(s), seed {seed}")
     print(f"targets {int(program.targets.sum())}, switched {int(r.switched.sum())}, write errors "
@@ -174,8 +183,10 @@ def cmd_write(a) -> int:
     for i, j in np.argwhere(r.disturbed)[:10]:
         print(f"  disturb at ({i},{j}): peak {r.i_cell_peak_a[i, j] * 1e6:.1f} uA")
     print_energy([r.energy])
-    print(f"ngspice {r.timings_s['ngspice_s']:.2f} s, {r.n_time_points} time points; wrote "
-          f"{a.out}/netlist.cir, result.json, waveforms.npz, write.png, energy.json/.csv/.png")
+    secs = r.timings_s.get("ngspice_s", r.timings_s.get("fast_s", 0.0))
+    print(f"{a.engine} {secs:.2f} s, {r.n_time_points} time points; wrote {a.out}/"
+          + ("netlist.cir, " if a.engine == "ngspice" else "")
+          + "result.json, waveforms.npz, write.png, energy.json/.csv/.png")
     return 0
 
 
@@ -184,10 +195,10 @@ def cmd_write_stats(a) -> int:
     from mtjsim.report import write_stats_run
     xbar, program, seed = write_setup(a)
     stats = write_stats(xbar, program, a.seeds, first_seed=seed, workers=a.workers,
-                        confidence=a.confidence)
+                        confidence=a.confidence, engine=Engine(a.engine))
     write_stats_run(a.out, xbar, program, stats)
     t = program.targets
-    print(f"engine: ngspice; {a.seeds} seeds from {seed}, {a.workers} worker(s)")
+    print(f"engine: {a.engine}; {a.seeds} seeds from {seed}, {a.workers} worker(s)")
     print(f"target cells: P_sw mean {stats.p_switch[t].mean():.3f}; write error rate "
           f"{stats.write_error_rate:.4f}; disturb rate {stats.disturb_rate:.4g}")
     print(f"wrote {a.out}/stats.json, write_stats.png")
@@ -203,6 +214,18 @@ def print_energy(reports) -> None:
         print(f"{r.operation:<12}{r.ops:>8}{r.energy_j * 1e12:>13.4g}"
               f"{r.energy_per_op_j * 1e15:>10.4g}{r.tops_per_w:>9.3g}"
               + "".join(f"{x:>8.1%}" for x in share))
+
+
+def cmd_validate(a) -> int:
+    from mtjsim import validate
+    if a.quick:
+        checks, ok = validate.run(sizes=(4, 8), r_wires=(0.0, 5.0), n_seeds=4, write_sizes=(4,))
+    else:
+        checks, ok = validate.run()
+    print("fast engine against ngspice (the reference), same arrays, same seeds")
+    print(validate.format_table(checks))
+    print(f"{sum(c.ok for c in checks)} passed, {sum(not c.ok for c in checks)} failed")
+    return 0 if ok else 1
 
 
 def cmd_report(a) -> int:
@@ -275,6 +298,11 @@ def build_parser() -> argparse.ArgumentParser:
     ws.add_argument("--out", type=Path, default=Path("runs/write-stats"),
                     help="output folder: stats.json, write_stats.png")
     ws.set_defaults(func=cmd_write_stats)
+
+    v = sub.add_parser("validate", help="run the fast engine against ngspice on random arrays "
+                                        "(reads and writes); exits 1 on disagreement")
+    v.add_argument("--quick", action="store_true", help="small arrays and few seeds (~1 min)")
+    v.set_defaults(func=cmd_validate)
 
     rp = sub.add_parser("report", help="re-render the plots and energy tables of an earlier run")
     rp.add_argument("run_dir", type=Path, help="a run folder (with result.json / energy.json)")

@@ -16,7 +16,7 @@ from mtjsim.runs import save_figure, write_json, write_npz
 def read_record(xbar: Crossbar, r: ReadResult) -> dict:
     spec = xbar.spec
     return {
-        "engine": "ngspice",
+        "engine": "ngspice" if "ngspice_s" in r.timings_s else "fast",
         "i_out_a": r.i_out_a, "v_in_v": r.v_in_v, "r_cell_ohm": r.r_cell_ohm,
         "v_cell_v": r.v_cell_v, "decision": r.decision, "i_ref_a": r.i_ref_a,
         "states": r.states,
@@ -79,7 +79,7 @@ def write_record(xbar: Crossbar, program, seed: int, r) -> dict:
     cells = xbar.cells
     set_ = program.direction.value == "set"
     return {
-        "engine": "ngspice", "seed": seed,
+        "engine": "ngspice" if "ngspice_s" in r.timings_s else "fast", "seed": seed,
         "switched": r.switched, "states_before": r.states_before, "states_after": r.states_after,
         "targets": r.targets.astype(int), "write_errors": r.write_errors.astype(int),
         "disturbed": r.disturbed.astype(int),

@@ -36,20 +36,23 @@ def fast_write(xbar, program, seed, *, update_states=False):
 
 
 # --- quasi-static writes -------------------------------------------------------------------
-RAMP_STEPS = 4          # sub-steps per rise/fall edge (midpoint rule on the ramp)
+RAMP_SOLVES = 4         # network solves per rise/fall edge
+RAMP_GRID = 48          # points per solve interval on which rates are integrated
 
 
 def _rates(i_cell_a, states, cells, th):
     """Switching-progress rates (1/s) of every cell toward the other state: the same
     equations as models/mtj_stt.lib (Neel-Brown below I_c0, Sun above; i = current pushing
-    toward the other state over that direction's I_c0)."""
-    to_ap = states == 0
-    i = np.where(to_ap, i_cell_a / cells.i_c0_p2ap_a, -i_cell_a / cells.i_c0_ap2p_a)
-    e = np.where(to_ap, th["ethp"], th["ethap"])
-    lnth = np.where(to_ap, th["lnthp"], th["lnthap"])
+    toward the other state over that direction's I_c0). Broadcasts over a trailing axis."""
+    def c(a):
+        return a[..., None] if np.ndim(i_cell_a) == 3 else a
+    to_ap = c(states == 0)
+    i = np.where(to_ap, i_cell_a / c(cells.i_c0_p2ap_a), -i_cell_a / c(cells.i_c0_ap2p_a))
+    e = np.where(to_ap, c(th["ethp"]), c(th["ethap"]))
+    lnth = np.where(to_ap, c(th["lnthp"]), c(th["lnthap"]))
     with np.errstate(over="ignore"):
-        thermal = np.exp(-cells.delta * (1 - np.minimum(i, 1))) / (cells.tau0_s * e)
-    precess = np.maximum(i - 1, 0) / (cells.tau_d_s * lnth)
+        thermal = np.exp(-c(cells.delta) * (1 - np.minimum(i, 1))) / (c(cells.tau0_s) * e)
+    precess = np.maximum(i - 1, 0) / (c(cells.tau_d_s) * lnth)
     return np.where(i < 1, thermal, precess)
 
 
@@ -64,7 +67,8 @@ def _line_rc_warning(spec, program):
                       f"neglects line RC: use engine='ngspice' for this pulse", stacklevel=3)
 
 
-def quasi_static_write(xbar, program, seed, *, update_states=False):
+def quasi_static_write(xbar, program, seed, *, update_states=False, threshold_scale=1.0,
+                       ramp_grid=RAMP_GRID):
     """Quasi-static write: for each pulse segment solve the DC network, advance every
     device's progress at its current's rate, flip the first device that reaches 1, re-solve,
     go on. Same thresholds as the ngspice netlist for the same seed (cell_thresholds)."""
@@ -79,6 +83,9 @@ def quasi_static_write(xbar, program, seed, *, update_states=False):
         raise ValueError(f"targets shape {program.targets.shape}: must be {spec.shape}")
     _line_rc_warning(spec, program)
     th = cell_thresholds(xbar, seed)
+    if threshold_scale != 1.0:   # validation: which outcomes sit within a tolerance of threshold
+        th = {"ethp": th["ethp"] * threshold_scale, "ethap": th["ethap"] * threshold_scale,
+              "lnthp": th["lnthp"] * threshold_scale, "lnthap": th["lnthap"] * threshold_scale}
     dyn = dynamic_cells(xbar, program)
     net = WriteNetwork(xbar)
     states = xbar.states.copy()
@@ -86,47 +93,87 @@ def quasi_static_write(xbar, program, seed, *, update_states=False):
     progress = np.zeros(spec.shape)
     peak = np.zeros(spec.shape)
     charge = np.zeros(spec.shape)              # integral |I| dt
-    energy = {"delivered": 0.0, "array": 0.0, "wires": 0.0, "access": 0.0, "periphery": 0.0}
-    times, currents, state_trace = [0.0], [np.zeros(spec.shape)], [states.copy()]
+    energy = dict.fromkeys(("delivered", "array", "wires", "access", "periphery"), 0.0)
+    trace = {"t": [0.0], "i": [np.zeros(spec.shape)], "s": [states.copy()]}
     x = None
-    t_now = program.gap_s
+
+    def solve(frac, levels):
+        nonlocal x
+        row_v, col_v, gate_v = levels
+        # gates ramp with the other lines, as the netlist's PWL sources do
+        sol = net.solve(states, frac * row_v, frac * col_v,
+                        None if gate_v is None else frac * gate_v, x)
+        x = sol.x
+        return sol
+
+    def account(sol0, sol1, dt, t_end):
+        """Bookkeeping of a stretch between two solutions (linear in between)."""
+        np.maximum(peak, np.maximum(np.abs(sol0.i_cell_a), np.abs(sol1.i_cell_a)), out=peak)
+        charge[:] += 0.5 * (np.abs(sol0.i_cell_a) + np.abs(sol1.i_cell_a)) * dt
+        for k in energy:
+            energy[k] += 0.5 * (sol0.power_w[k] + sol1.power_w[k]) * dt
+        trace["t"].append(t_end)
+        trace["i"].append(sol1.i_cell_a.copy())
+        trace["s"].append(states.copy())
+
+    def flip(mask):
+        nonlocal states
+        states = np.where(mask, 1 - states, states).astype(np.int8)
+        progress[mask] = 0.0
+
+    def ramp(f0, f1, duration, t0, levels):
+        """An edge: the line voltages go linearly from f0 to f1 of their levels. Between two
+        solves the cell currents are taken linear in time and the (exponential) rates are
+        integrated on a fine grid, so a current passing through I_c0 is not stepped over."""
+        sol0 = solve(f0, levels)
+        while duration > 0:
+            sol1 = solve(f1, levels)
+            tau = np.linspace(0.0, duration, ramp_grid)
+            cur = sol0.i_cell_a[..., None] + np.multiply.outer(
+                sol1.i_cell_a - sol0.i_cell_a, tau / duration)
+            rate = np.where(dyn[..., None], _rates(cur, states, cells, th), 0.0)
+            cum = progress[..., None] + np.concatenate(
+                [np.zeros(spec.shape + (1,)),
+                 np.cumsum(0.5 * (rate[..., 1:] + rate[..., :-1]) * np.diff(tau), axis=-1)], -1)
+            crossed = cum >= 1
+            if not crossed.any():
+                progress[:] = cum[..., -1]
+                account(sol0, sol1, duration, t0 + duration)
+                return
+            k = int(np.argmax(crossed.any(axis=(0, 1))))    # first grid point with a crossing
+            frac_k = f0 + (f1 - f0) * tau[k] / duration
+            mid = solve(frac_k, levels)                     # before the flip
+            progress[:] = cum[..., k]
+            account(sol0, mid, tau[k], t0 + tau[k])
+            flip(crossed[..., k])
+            f0, duration, t0 = frac_k, duration - tau[k], t0 + tau[k]
+            sol0 = solve(f0, levels)
+
+    def flat(duration, t0, levels):
+        """The flat top: constant line voltages, so each rate is constant until a flip."""
+        while duration > 0:
+            sol = solve(1.0, levels)
+            rate = np.where(dyn, _rates(sol.i_cell_a, states, cells, th), 0.0)
+            with np.errstate(divide="ignore"):
+                t_cross = np.where(rate > 0, (1 - progress) / rate, np.inf)
+            dt = min(duration, float(t_cross.min()))
+            progress[:] += rate * dt
+            account(sol, sol, dt, t0 + dt)
+            duration, t0 = duration - dt, t0 + dt
+            crossed = progress >= 1 - 1e-12
+            if crossed.any():
+                flip(crossed)
+
     for (sel_r, sel_c), width, (w0, w1) in zip(program.pulses(), program.widths(),
                                                program.windows_s()):
-        row_v, col_v, gate_v = line_levels(program, spec.kind, sel_r, sel_c)
-        edge_r = program.rise_s / RAMP_STEPS
-        edge_f = program.fall_s / RAMP_STEPS
-        # (fraction of the levels, duration) segments: rise midpoints, flat top, fall midpoints
-        segments = ([((k + 0.5) / RAMP_STEPS, edge_r) for k in range(RAMP_STEPS)]
-                    + [(1.0, width)]
-                    + [(1 - (k + 0.5) / RAMP_STEPS, edge_f) for k in range(RAMP_STEPS)])
-        t_now = w0
-        for frac, duration in segments:
-            left = duration
-            while left > 0:
-                # gates ramp with the other lines, as in the netlist's PWL sources
-                sol = net.solve(states, frac * row_v, frac * col_v,
-                                None if gate_v is None else frac * gate_v, x)
-                x = sol.x
-                i = sol.i_cell_a
-                rate = np.where(dyn, _rates(i, states, cells, th), 0.0)
-                with np.errstate(divide="ignore"):
-                    t_cross = np.where(rate > 0, (1 - progress) / rate, np.inf)
-                dt = min(left, float(t_cross.min()))
-                progress += rate * dt
-                np.maximum(peak, np.abs(i), out=peak)
-                charge += np.abs(i) * dt
-                for k in energy:
-                    energy[k] += sol.power_w[k] * dt
-                t_now += dt
-                left -= dt
-                flip = progress >= 1 - 1e-12
-                if flip.any():
-                    states = np.where(flip, 1 - states, states).astype(np.int8)
-                    progress[flip] = 0.0
-                times.append(t_now)
-                currents.append(i.copy())
-                state_trace.append(states.copy())
-        t_now = w1
+        levels = line_levels(program, spec.kind, sel_r, sel_c)
+        for k in range(RAMP_SOLVES):
+            ramp(k / RAMP_SOLVES, (k + 1) / RAMP_SOLVES, program.rise_s / RAMP_SOLVES,
+                 w0 + k * program.rise_s / RAMP_SOLVES, levels)
+        flat(width, w0 + program.rise_s, levels)
+        for k in range(RAMP_SOLVES):
+            ramp(1 - k / RAMP_SOLVES, 1 - (k + 1) / RAMP_SOLVES, program.fall_s / RAMP_SOLVES,
+                 w1 - program.fall_s + k * program.fall_s / RAMP_SOLVES, levels)
     pulse_time = sum(b - a for a, b in program.windows_s())
     switched = (states != before).astype(np.int8)
     e = Energies(0.0, program.duration_s, energy["delivered"],
@@ -147,6 +194,6 @@ def quasi_static_write(xbar, program, seed, *, update_states=False):
         targets=program.targets.copy(), target_state=program.direction.target_state,
         i_cell_peak_a=peak, i_cell_mean_a=charge / pulse_time, thresholds=th, dynamic=dyn,
         netlist_path=None, timings_s={"fast_s": time.perf_counter() - t_start},
-        waveforms={"time_s": np.array(times), "i_cell_a": np.stack(currents, -1),
-                   "state": np.stack(state_trace, -1).astype(np.float32)},
+        waveforms={"time_s": np.array(trace["t"]), "i_cell_a": np.stack(trace["i"], -1),
+                   "state": np.stack(trace["s"], -1).astype(np.float32)},
         energy=report)
