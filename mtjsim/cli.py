@@ -1,5 +1,5 @@
-"""Command line: mtjsim demo | netlist | read | write | write-stats | report. Units are in
-option names; SI inside."""
+"""Command line: mtjsim demo | netlist | read | write | write-stats | validate | sweep | report.
+Units are in option names; SI inside."""
 
 from __future__ import annotations
 
@@ -229,8 +229,13 @@ def cmd_validate(a) -> int:
 
 
 def cmd_report(a) -> int:
-    from mtjsim.report import rerender
-    for path in rerender(a.run_dir):
+    from mtjsim.sweep.cli import is_sweep_dir, rerender_sweep
+    if is_sweep_dir(a.run_dir):
+        paths = rerender_sweep(a.run_dir)
+    else:
+        from mtjsim.report import rerender
+        paths = rerender(a.run_dir)
+    for path in paths:
         print(f"wrote {path}")
     return 0
 
@@ -303,6 +308,9 @@ def build_parser() -> argparse.ArgumentParser:
                                         "(reads and writes); exits 1 on disagreement")
     v.add_argument("--quick", action="store_true", help="small arrays and few seeds (~1 min)")
     v.set_defaults(func=cmd_validate)
+
+    from mtjsim.sweep.cli import add_sweep_parser
+    add_sweep_parser(sub)
 
     rp = sub.add_parser("report", help="re-render the plots and energy tables of an earlier run")
     rp.add_argument("run_dir", type=Path, help="a run folder (with result.json / energy.json)")

@@ -26,7 +26,7 @@ def test_writes_agree_cell_for_cell_and_in_rate():
 
 @pytest.mark.slow
 def test_writes_agree_on_bigger_arrays():
-    checks = validate.check_writes(sizes=(8, 16), r_wires=(1.0, 30.0), n_seeds=6, seed=8)
+    checks = validate.check_writes(sizes=(16,), r_wires=(30.0,), n_seeds=4, seed=8)
     bad = [c for c in checks if not c.ok]
     assert not bad, validate.format_table(checks)
 

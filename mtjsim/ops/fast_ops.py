@@ -40,20 +40,60 @@ RAMP_SOLVES = 4         # network solves per rise/fall edge
 RAMP_GRID = 48          # points per solve interval on which rates are integrated
 
 
+THERMAL_CAP_PER_S = 1e12   # models/mtj_stt.lib caps the thermal rate (exp(6.9) per ns)
+REGIME_SHARPNESS = 500.0   # its tanh blend of the two regimes around i = 1
+DRAIN = 10.0               # opposite-direction current drains progress at 10x its own rate
+
+
+def _direction_rate(i, e, lnth, cells, c):
+    """Rate (1/s) of one direction for i = current pushing that way / its I_c0, as in
+    models/mtj_stt.lib: Neel-Brown (capped) blended into Sun's precession around i = 1."""
+    with np.errstate(over="ignore"):
+        thermal = np.minimum(np.exp(-c(cells.delta) * (1 - np.minimum(i, 1)))
+                             / (c(cells.tau0_s) * e), THERMAL_CAP_PER_S)
+    precess = np.maximum(i - 1, 0) / (c(cells.tau_d_s) * lnth)
+    w = 0.5 + 0.5 * np.tanh(REGIME_SHARPNESS * (i - 1))
+    return thermal + (precess - thermal) * w
+
+
 def _rates(i_cell_a, states, cells, th):
-    """Switching-progress rates (1/s) of every cell toward the other state: the same
-    equations as models/mtj_stt.lib (Neel-Brown below I_c0, Sun above; i = current pushing
-    toward the other state over that direction's I_c0). Broadcasts over a trailing axis."""
+    """(toward, away): progress rates of every cell toward the other state, and of the
+    direction that keeps its state (which drains progress), for currents i_cell_a (t -> b),
+    shaped like the array or with a trailing time axis."""
     def c(a):
         return a[..., None] if np.ndim(i_cell_a) == 3 else a
-    to_ap = c(states == 0)
-    i = np.where(to_ap, i_cell_a / c(cells.i_c0_p2ap_a), -i_cell_a / c(cells.i_c0_ap2p_a))
-    e = np.where(to_ap, c(th["ethp"]), c(th["ethap"]))
-    lnth = np.where(to_ap, c(th["lnthp"]), c(th["lnthap"]))
-    with np.errstate(over="ignore"):
-        thermal = np.exp(-c(cells.delta) * (1 - np.minimum(i, 1))) / (c(cells.tau0_s) * e)
-    precess = np.maximum(i - 1, 0) / (c(cells.tau_d_s) * lnth)
-    return np.where(i < 1, thermal, precess)
+    i_ap = i_cell_a / c(cells.i_c0_p2ap_a)          # pushing toward AP
+    i_p = -i_cell_a / c(cells.i_c0_ap2p_a)          # pushing toward P
+    r_to_ap = _direction_rate(i_ap, c(th["ethp"]), c(th["lnthp"]), cells, c)
+    r_to_p = _direction_rate(i_p, c(th["ethap"]), c(th["lnthap"]), cells, c)
+    in_p = c(states == 0)
+    return np.where(in_p, r_to_ap, r_to_p), np.where(in_p, r_to_p, r_to_ap)
+
+
+def _evolve(p0, toward, away, dt):
+    """Progress after dt under dp/dt = toward - DRAIN*away*p (constant rates): exact."""
+    k = DRAIN * away
+    kdt = k * dt
+    small = kdt < 1e-9
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        decay = np.exp(-kdt)
+        a = np.where(small, 0.0, toward / np.where(small, 1.0, k))
+        out = np.where(small, p0 + toward * dt, a + (p0 - a) * decay)
+    return out
+
+
+def _time_to_reach_one(p0, toward, away):
+    """Time for progress to reach 1 under constant rates (inf if it never does)."""
+    k = DRAIN * away
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        linear = np.where(toward > 0, (1 - p0) / toward, np.inf)
+        a = toward / np.where(k > 0, k, 1.0)
+        ratio = (a - p0) / (a - 1)
+        expo = np.where((a > 1) & (k > 0), np.log(np.where(ratio > 0, ratio, 1.0)) / np.where(
+            k > 0, k, 1.0), np.inf)
+        # when drain is negligible over the crossing time, the linear answer is exact enough
+        use_linear = k * linear < 1e-6
+    return np.where(use_linear, linear, expo)
 
 
 def _line_rc_warning(spec, program):
@@ -131,10 +171,14 @@ def quasi_static_write(xbar, program, seed, *, update_states=False, threshold_sc
             tau = np.linspace(0.0, duration, ramp_grid)
             cur = sol0.i_cell_a[..., None] + np.multiply.outer(
                 sol1.i_cell_a - sol0.i_cell_a, tau / duration)
-            rate = np.where(dyn[..., None], _rates(cur, states, cells, th), 0.0)
-            cum = progress[..., None] + np.concatenate(
-                [np.zeros(spec.shape + (1,)),
-                 np.cumsum(0.5 * (rate[..., 1:] + rate[..., :-1]) * np.diff(tau), axis=-1)], -1)
+            mid = 0.5 * (cur[..., 1:] + cur[..., :-1])           # midpoint of each grid step
+            toward, away = _rates(mid, states, cells, th)
+            toward = np.where(dyn[..., None], toward, 0.0)
+            cum = np.empty(spec.shape + (ramp_grid,))
+            cum[..., 0] = progress
+            for m in range(ramp_grid - 1):
+                cum[..., m + 1] = _evolve(cum[..., m], toward[..., m], away[..., m],
+                                          tau[m + 1] - tau[m])
             crossed = cum >= 1
             if not crossed.any():
                 progress[:] = cum[..., -1]
@@ -153,11 +197,10 @@ def quasi_static_write(xbar, program, seed, *, update_states=False, threshold_sc
         """The flat top: constant line voltages, so each rate is constant until a flip."""
         while duration > 0:
             sol = solve(1.0, levels)
-            rate = np.where(dyn, _rates(sol.i_cell_a, states, cells, th), 0.0)
-            with np.errstate(divide="ignore"):
-                t_cross = np.where(rate > 0, (1 - progress) / rate, np.inf)
-            dt = min(duration, float(t_cross.min()))
-            progress[:] += rate * dt
+            toward, away = _rates(sol.i_cell_a, states, cells, th)
+            toward = np.where(dyn, toward, 0.0)
+            dt = min(duration, float(_time_to_reach_one(progress, toward, away).min()))
+            progress[:] = _evolve(progress, toward, away, dt)
             account(sol, sol, dt, t0 + dt)
             duration, t0 = duration - dt, t0 + dt
             crossed = progress >= 1 - 1e-12

@@ -11,7 +11,8 @@ Sections and their keys (SI units, the unit in the name)::
     transistor  w_m, l_m (the access NMOS of 1t1r arrays; the rest is models/nmos.lib)
     read        see READ_DEFAULTS
     write       see WRITE_DEFAULTS
-    train       free-form, handed to the training hook of the ``train_accuracy`` metric
+    train       settings of the ``train_accuracy`` training run (TrainConfig fields of
+                mtjsim.train.loop), checked when the point runs
 
 ``resolve`` fills every default in, so a resolved configuration says everything a point
 depends on: its hash names the point. Values are validated only where the objects are built

@@ -46,12 +46,15 @@ write_error_rate, disturb_rate, update_energy
 tops_per_w
     both groups above (``ff_tops_per_w``, ``update_tops_per_w``).
 train_accuracy
-    calls ``mtjsim.train.sweep_accuracy(config, seed=, engine=)``; until that exists the
-    point fails with "not available yet".
+    a short training run of ``mtjsim.train`` on the point's arrays (``train.*`` keys: dataset,
+    rule, epochs...): ``train_accuracy`` (test accuracy after the last epoch),
+    ``train_baseline_accuracy`` (software baseline), ``train_gap_to_baseline``. Without a
+    training module the point fails with "not available yet".
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import os
 import shutil
@@ -66,31 +69,13 @@ from pathlib import Path
 import numpy as np
 
 from mtjsim.circuit.crossbar import ArrayKind, ArraySpec, Crossbar
+from mtjsim.devices.mtj import load_preset
 from mtjsim.engines.ngspice import NgspiceError
 from mtjsim.ops.read import ReadSettings, read
 from mtjsim.ops.write import write
 from mtjsim.ops.write_stats import wilson_interval
 from mtjsim.sweep.config import Setup, build_setup
 from mtjsim.sweep.spec import Metric, Point, derive_seed, engine_kwargs
-
-# Column order of the table, metric group by metric group.
-COLUMNS = {
-    "device": ("r_p_ohm", "r_ap0_ohm", "delta", "i_c0_p2ap_a", "i_c0_ap2p_a"),
-    "cell_resistance": ("r_p_spice_ohm", "r_ap_spice_ohm", "tmr_spice"),
-    "read_margin": ("read_margin_far", "read_margin_near", "read_margin_ideal", "i_p_far_a",
-                    "i_ap_far_a", "i_p_near_a", "i_ap_near_a"),
-    "read_current": ("i_read_mean_a", "i_read_std_a", "i_read_min_a", "i_read_p05_a",
-                     "i_read_p50_a", "i_read_p95_a", "i_read_max_a",
-                     "read_decision_error_rate"),
-    "feedforward_energy": ("ff_energy_per_op_j", "ff_tops_per_w"),
-    "write": ("write_error_rate", "write_error_rate_hi95", "disturb_rate", "disturb_rate_hi95",
-              "disturb_rate_half_selected", "n_write_trials", "n_disturb_trials",
-              "i_write_peak_a"),
-    "update_energy": ("update_energy_per_op_j", "update_tops_per_w",
-                      "update_energy_per_switched_bit_j"),
-    "train_accuracy": ("train_accuracy",),
-}
-METRIC_COLUMNS = tuple(c for cols in COLUMNS.values() for c in cols)
 
 NGSPICE_OUTPUT_LINES = 60
 
@@ -273,26 +258,76 @@ def write_trials(setup: Setup, point: Point, engine: str, scratch: Path | None =
     return out
 
 
-def train_accuracy(point: Point) -> dict:
-    """Hook: ``mtjsim.train.sweep_accuracy(config, *, seed, engine)`` returning the accuracy
-    (a float in [0, 1]) or a dict holding ``train_accuracy`` (and optional other numbers)."""
+def _import_training(name: str):
     try:
-        train = importlib.import_module("mtjsim.train")
+        return importlib.import_module(name)
     except ModuleNotFoundError as exc:
-        if exc.name not in ("mtjsim.train", "mtjsim"):
+        if exc.name not in ("mtjsim.train", "mtjsim.train.loop"):
             raise
-        raise MetricUnavailable("metric 'train_accuracy' is not available yet: there is no "
-                                "training module mtjsim.train; remove it from metrics") from None
-    fn = getattr(train, "sweep_accuracy", None)
-    if fn is None:
-        raise MetricUnavailable("metric 'train_accuracy' is not available yet: mtjsim.train "
-                                "has no sweep_accuracy(config, *, seed, engine)")
-    result = fn(point.config, seed=_sub_seed(point, "train"), engine=point.engine)
-    if not isinstance(result, dict):
-        result = {"train_accuracy": result}
-    if "train_accuracy" not in result:
-        raise ValueError("mtjsim.train.sweep_accuracy: its dict must hold 'train_accuracy'")
-    return {k: _f(v) for k, v in result.items()}
+        raise MetricUnavailable(f"metric 'train_accuracy' is not available yet: {name} does "
+                                f"not exist; remove it from metrics") from None
+
+
+def train_config(point: Point, seed: int):
+    """The TrainConfig of ``mtjsim.train.loop`` for a point: device preset and diameter,
+    array kind, wire and driver resistance, tile size (array rows and cols), diameter
+    variation, read voltage and engine from the point's configuration; every ``train.*``
+    key (dataset, rule, epochs, hidden, lr, batch_size, scheme...) as given."""
+    loop = _import_training("mtjsim.train.loop")
+    cfg = point.config
+    preset = load_preset(cfg["device"]["preset"])
+    for key, value in cfg["device"].items():
+        if key not in ("preset", "diameter_m") and getattr(preset, key) != value:
+            raise ValueError(f"train_accuracy: training takes device.preset and "
+                             f"device.diameter_m only; device.{key}={value!r} differs from "
+                             f"the preset ({getattr(preset, key)!r})")
+    for key, value in cfg["variation"].items():
+        if key != "diameter_sigma_d2d" and value != 0:
+            raise ValueError(f"train_accuracy: training takes variation.diameter_sigma_d2d "
+                             f"only; variation.{key}={value!r}")
+    fields = {f.name for f in dataclasses.fields(loop.TrainConfig)}
+    extra = dict(cfg.get("train", {}))
+    unknown = set(extra) - fields
+    if unknown:
+        raise ValueError(f"train.{sorted(unknown)[0]}: not a training setting; allowed: "
+                         f"{', '.join(sorted(fields))}")
+    kw = {"device": cfg["device"]["preset"], "diameter_m": cfg["device"]["diameter_m"],
+          "array": cfg["array"]["kind"], "r_wire_ohm": cfg["array"]["r_wire_ohm"],
+          "r_driver_ohm": cfg["array"]["r_driver_ohm"], "tile_rows": cfg["array"]["rows"],
+          "tile_cols": cfg["array"]["cols"],
+          "variation_sigma": cfg["variation"]["diameter_sigma_d2d"],
+          "v_read_v": cfg["read"]["v_read_v"], "engine": point.engine, "seed": seed}
+    kw.update(extra)
+    return loop.TrainConfig(**kw)
+
+
+def train_accuracy(point: Point) -> dict:
+    """A short training run on the point's arrays (``mtjsim.train``): ``train_accuracy``, the
+    test accuracy after the last epoch, ``train_baseline_accuracy`` (the same network trained
+    in software from the same start) and ``train_gap_to_baseline``. A training module may
+    instead offer ``sweep_accuracy(config, *, seed, engine)`` returning the accuracy or a
+    dict holding ``train_accuracy``; it is used when present."""
+    seed = _sub_seed(point, "train") % 2**31
+    train = _import_training("mtjsim.train")
+    custom = getattr(train, "sweep_accuracy", None)
+    if custom is not None:
+        result = custom(point.config, seed=seed, engine=point.engine)
+        if not isinstance(result, dict):
+            result = {"train_accuracy": result}
+        if "train_accuracy" not in result:
+            raise ValueError("mtjsim.train.sweep_accuracy: its dict must hold 'train_accuracy'")
+        return {k: _f(v) for k, v in result.items()}
+    loop = _import_training("mtjsim.train.loop")
+    if not hasattr(loop, "train"):
+        raise MetricUnavailable("metric 'train_accuracy' is not available yet: "
+                                "mtjsim.train.loop has no train()")
+    result = loop.train(train_config(point, seed), None, progress=False)
+    final = result.summary["final"]
+    out = {"train_accuracy": _f(final["test_acc"])}
+    if final.get("baseline_test_acc") is not None:
+        out["train_baseline_accuracy"] = _f(final["baseline_test_acc"])
+        out["train_gap_to_baseline"] = out["train_baseline_accuracy"] - out["train_accuracy"]
+    return out
 
 
 # --- the point ----------------------------------------------------------------------------

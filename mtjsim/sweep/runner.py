@@ -27,7 +27,7 @@ from mtjsim.validation import check_int
 
 _DASK_LOGGERS = ("distributed", "distributed.worker", "distributed.scheduler",
                  "distributed.nanny", "distributed.core", "distributed.comm",
-                 "distributed.batched", "distributed.client", "tornado", "asyncio")
+                 "distributed.batched", "distributed.client", "tornado")
 
 
 @dataclass
@@ -142,7 +142,7 @@ def run_sweep(sweep: Sweep, out: Path, *, workers: int | None = None,
             with (_given(client) if client is not None else
                   dask_client(workers, scheduler)) as cl:
                 try:
-                    cl.run(_warm_up)
+                    cl.run(_warm_up, local=client is None and not scheduler)
                 except (ImportError, OSError) as exc:
                     raise ValueError(f"the dask workers cannot import mtjsim ({exc}): install "
                                      f"mtjsim and ngspice where the workers run") from None
@@ -170,10 +170,23 @@ def run_sweep(sweep: Sweep, out: Path, *, workers: int | None = None,
     return run
 
 
-def _warm_up() -> None:
+def _warm_up(local: bool = False) -> None:
     """Import what a point needs on every worker before the clock of the first point starts
-    (numpy, scipy, the ops: about a second per process)."""
+    (numpy, scipy, the ops: about a second per process). On a local cluster, also make
+    Ctrl-C end a worker quietly: the terminal's SIGINT reaches the driver, the workers and
+    their ngspice processes alike; the driver stops the session, ngspice dies of the signal,
+    and the worker exits without printing a KeyboardInterrupt traceback."""
     import mtjsim.sweep.point  # noqa: F401
+    if local:
+        import signal
+
+        def _quiet_exit(signum, frame):
+            raise SystemExit(130)
+
+        try:
+            signal.signal(signal.SIGINT, _quiet_exit)
+        except ValueError:      # not the worker's main thread: leave the default
+            pass
 
 
 def _has_n_workers_arg(client) -> bool:

@@ -2,7 +2,7 @@
 the engine and the seeds. ``load_sweep(path)`` reads one; ``Sweep.points`` expands it.
 
     name = "diameter"
-    engine = "ngspice"            # or "fast" (when mtjsim.ops accept an engine)
+    engine = "ngspice"            # or "fast" (the nodal engine of mtjsim.engines.fast)
     seeds = 8                     # trials per point for the statistical metrics
     seed = 1                      # base seed
     metrics = ["write_error_rate", "disturb_rate", "update_energy"]
@@ -71,8 +71,28 @@ class Metric(enum.Enum):
     DISTURB_RATE = "disturb_rate"
     UPDATE_ENERGY = "update_energy"
     TOPS_PER_W = "tops_per_w"               # feedforward and update TOPS/W
-    TRAIN_ACCURACY = "train_accuracy"       # hook into mtjsim.train (not available yet)
+    TRAIN_ACCURACY = "train_accuracy"       # a short training run (mtjsim.train)
 
+
+# Column order of the table, metric group by metric group (mtjsim/sweep/point.py computes
+# them; docs/sweeps.md defines them).
+COLUMNS = {
+    "device": ("r_p_ohm", "r_ap0_ohm", "delta", "i_c0_p2ap_a", "i_c0_ap2p_a"),
+    "cell_resistance": ("r_p_spice_ohm", "r_ap_spice_ohm", "tmr_spice"),
+    "read_margin": ("read_margin_far", "read_margin_near", "read_margin_ideal", "i_p_far_a",
+                    "i_ap_far_a", "i_p_near_a", "i_ap_near_a"),
+    "read_current": ("i_read_mean_a", "i_read_std_a", "i_read_min_a", "i_read_p05_a",
+                     "i_read_p50_a", "i_read_p95_a", "i_read_max_a",
+                     "read_decision_error_rate"),
+    "feedforward_energy": ("ff_energy_per_op_j", "ff_tops_per_w"),
+    "write": ("write_error_rate", "write_error_rate_hi95", "disturb_rate", "disturb_rate_hi95",
+              "disturb_rate_half_selected", "n_write_trials", "n_disturb_trials",
+              "i_write_peak_a"),
+    "update_energy": ("update_energy_per_op_j", "update_tops_per_w",
+                      "update_energy_per_switched_bit_j"),
+    "train_accuracy": ("train_accuracy", "train_baseline_accuracy", "train_gap_to_baseline"),
+}
+METRIC_COLUMNS = tuple(c for cols in COLUMNS.values() for c in cols)
 
 READ_METRICS = {Metric.CELL_RESISTANCE, Metric.READ_MARGIN, Metric.READ_CURRENT,
                 Metric.FEEDFORWARD_ENERGY, Metric.TOPS_PER_W}
@@ -352,3 +372,20 @@ def check_engine(engine: str, metrics) -> None:
         engine_kwargs(read, engine)
     if ms & WRITE_METRICS:
         engine_kwargs(write, engine)
+    if ms & {Metric.FEEDFORWARD_ENERGY, Metric.TOPS_PER_W} and not _gives_read_energy(engine):
+        raise ValueError(f"engine {engine!r} gives no feedforward energy (its reads are DC "
+                         f"solves, no waveforms): drop feedforward_energy and tops_per_w from "
+                         f"metrics, or use engine = \"ngspice\"")
+
+
+def _gives_read_energy(engine: str) -> bool:
+    """Ask the engine itself: a transient read of a 1x1 array, with or without an energy
+    report (milliseconds)."""
+    import numpy as np
+
+    from mtjsim.circuit.crossbar import ArraySpec, Crossbar
+    from mtjsim.ops.read import ReadSettings, read
+    xbar = Crossbar(ArraySpec(rows=1, cols=1), np.zeros((1, 1)))
+    r = read(xbar, np.full((1, 1), 0.1), settings=ReadSettings(transient=True),
+             **engine_kwargs(read, engine))
+    return r.energy is not None

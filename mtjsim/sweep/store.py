@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from mtjsim.runs import _atomic, write_json
-from mtjsim.sweep.point import METRIC_COLUMNS
+from mtjsim.sweep.spec import METRIC_COLUMNS
 
 TABLE = "sweep.csv"
 SWEEP_JSON = "sweep.json"
