@@ -1,4 +1,5 @@
-"""Command line: mtjsim demo | netlist | read | write | write-stats | validate | sweep | report.
+"""Command line: mtjsim demo | netlist | read | write | write-stats | validate | sweep | train |
+report.
 Units are in option names; SI inside."""
 
 from __future__ import annotations
@@ -310,7 +311,9 @@ def build_parser() -> argparse.ArgumentParser:
     v.set_defaults(func=cmd_validate)
 
     from mtjsim.sweep.cli import add_sweep_parser
+    from mtjsim.train.cli import add_train_parser
     add_sweep_parser(sub)
+    add_train_parser(sub)
 
     rp = sub.add_parser("report", help="re-render the plots and energy tables of an earlier run")
     rp.add_argument("run_dir", type=Path, help="a run folder (with result.json / energy.json)")

@@ -62,11 +62,13 @@ class TrainConfig:
     variation_sigma: float = 0.0           # device-to-device diameter sigma (fraction)
     hidden: tuple[int, ...] | None = None  # default per dataset (DEFAULT_HIDDEN)
     encoding: Encoding | None = None       # default: analog for Wine, ternary pixels else
-    epochs: int = 15
+    epochs: int = 10
     batch_size: int = 42
     lr: float = 0.3
-    lr_decay: float = 0.85                 # per epoch
+    lr_decay: float = 0.8                  # per epoch
     gxnor_m: float = 3.0
+    ternary_act_threshold: float = 0.3     # hidden ternary activation at |z| > t sqrt(rows)
+    ste_window: float = 1.0                # straight-through window |z| <= w sqrt(rows)
     p_min: float = 0.01                    # requests below this probability are dropped
     seed: int = 0
     engine: Engine = Engine.FAST
@@ -76,7 +78,7 @@ class TrainConfig:
     v_set_v: float | None = None
     v_reset_v: float | None = None
     p_det: float = 0.999
-    levels: int = 1
+    levels: int = 2                        # probability levels per column pulse
     baseline: bool = True
     verify_rounds: int = 0                 # ex-situ: write-verify rounds
     exsitu_lr: float = 0.01
@@ -121,9 +123,11 @@ class TrainConfig:
                                      else list(x) if isinstance(x, tuple) else str(x)))
 
     def key(self) -> str:
-        """Identity of a run for resuming (the engine may change between resumes)."""
+        """Identity of a run for resuming: everything but the engine and the number of epochs
+        (a run can be resumed on another engine, or extended)."""
         d = self.record()
         d.pop("engine")
+        d.pop("epochs")
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -142,7 +146,8 @@ def write_settings(cfg: TrainConfig) -> WriteSettings:
 def build_network(cfg: TrainConfig, data: Dataset) -> ArrayNetwork:
     spec = NetworkSpec(sizes=(data.n_features, *cfg.hidden_sizes, data.n_classes),
                        weight_kind=cfg.rule.weight_kind, tile_rows=cfg.tile_rows,
-                       tile_cols=cfg.tile_cols)
+                       tile_cols=cfg.tile_cols, ternary_act_threshold=cfg.ternary_act_threshold,
+                       ste_window=cfg.ste_window)
     var = Variation(diameter_sigma_d2d=cfg.variation_sigma)
     return ArrayNetwork(spec, array_spec(cfg), variation=var, device_seed=cfg.seed * 1000)
 
@@ -412,7 +417,6 @@ def write_weights(net: ArrayNetwork, weights, backend, counters: WriteCounters, 
     cells not already right (a read before the write). Write-verify: up to ``verify_rounds``
     more rounds on the cells still wrong."""
     for t in net.tiles:
-        layer = net.layers[t.layer]
         w = np.asarray(weights[t.layer])[t.r0:t.r1, t.n0:t.n1]
         want = _tile_states(t, w)
         used = _used_mask(t)
@@ -429,7 +433,6 @@ def write_weights(net: ArrayNetwork, weights, backend, counters: WriteCounters, 
                 if sel.any():
                     backend.execute(t, SwitchRequest(direction, sel, np.where(sel, 1.0, 0.0)),
                                     counters)
-        del layer
 
 
 def _tile_states(t, w) -> np.ndarray:

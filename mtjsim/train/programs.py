@@ -34,9 +34,10 @@ from mtjsim.validation import check_int, check_range
 
 #: Selected-cell current over I_c0 used to choose the write voltage, per scheme: V/2 and V/3
 #: are capped by the half-selected cells (V/2 x 1.5 gives 0.75 I_c0 on them, thermally
-#: stable for the pulses used here); 1T1R has no half-select.
+#: stable for the pulses used here); 1T1R is capped by its RESET, where the MTJ sits on the
+#: transistor's source side (gate 1.2 V, 40 nm device: at most about 1.9 I_c0).
 DEFAULT_I_RATIO = {WriteScheme.V_HALF: 1.5, WriteScheme.V_THIRD: 2.0,
-                   WriteScheme.ONE_T_ONE_R: 2.5}
+                   WriteScheme.ONE_T_ONE_R: 1.6}
 
 
 def default_scheme(kind: ArrayKind) -> WriteScheme:
@@ -197,7 +198,8 @@ def write_voltage(xbar_key, direction: Direction, scheme: WriteScheme, i_ratio: 
 
     if excess(5.0) < 0:
         raise ValueError(f"i_ratio={i_ratio}: not reachable below 5 V on this array "
-                         f"(scheme {scheme.value}, {direction.value})")
+                         f"(scheme {scheme.value}, {direction.value}, write gate "
+                         f"{v_gate_write_v:g} V): lower i_ratio or raise v_gate_write_v")
     return float(brentq(excess, 1e-3, 5.0, xtol=1e-6))
 
 
