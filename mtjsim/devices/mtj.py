@@ -31,6 +31,15 @@ K_B = 1.380649e-23            # J/K
 GAMMA_E = 1.760859630e11      # electron gyromagnetic ratio, rad/(s T)
 
 
+def mtj_conductance_s(v_v, state, r_p_ohm, tmr0, v_h_v):
+    """The MTJ conductance of models/mtj.lib and mtj_stt.lib, G = (1-s)/R_P + s/R_AP(V),
+    R_AP(V) = R_P (1 + TMR0 / (1 + (V/V_h)^2)). Broadcasts; the one Python copy of it."""
+    v = np.asarray(v_v, dtype=float)
+    s = np.asarray(state, dtype=float)
+    tmr = tmr0 / (1 + (v / v_h_v) ** 2)
+    return (1 - s) / r_p_ohm + s / (r_p_ohm * (1 + tmr))
+
+
 @dataclass(frozen=True)
 class MTJParams:
     """One MTJ design. SI units; the unit is in the field name where it could be doubted.
@@ -95,10 +104,7 @@ class MTJParams:
         return 1.0 / self.conductance_s(v_v, state)
 
     def conductance_s(self, v_v, state):
-        v = np.asarray(v_v, dtype=float)
-        s = np.asarray(state, dtype=float)
-        tmr = self.tmr0 / (1 + (v / self.v_h_v) ** 2)
-        return (1 - s) / self.r_p_ohm + s / (self.r_p_ohm * (1 + tmr))
+        return mtj_conductance_s(v_v, state, self.r_p_ohm, self.tmr0, self.v_h_v)
 
     # -- magnetic ---------------------------------------------------------------------------
     @property

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mtjsim.devices.mtj import MTJParams
+from mtjsim.devices.mtj import MTJParams, mtj_conductance_s
 from mtjsim.validation import check_range
 
 # A drawn factor never goes below this, so no device gets a zero or negative size or barrier.
@@ -84,7 +84,4 @@ class CellDevices:
 
     def conductance_s(self, v_v, states):
         """Smooth MTJ conductance of models/mtj.lib at bias v_v (same shape as the arrays)."""
-        v = np.asarray(v_v, dtype=float)
-        tmr = self.tmr0 / (1 + (v / self.v_h_v) ** 2)
-        s = np.asarray(states, dtype=float)
-        return (1 - s) / self.r_p_ohm + s / (self.r_p_ohm * (1 + tmr))
+        return mtj_conductance_s(v_v, states, self.r_p_ohm, self.tmr0, self.v_h_v)

@@ -21,6 +21,7 @@ import numpy as np
 from mtjsim.circuit.elements import (
     Capacitor, Circuit, Group, Mosfet, Resistor, SubcktInstance, VSource,
 )
+from mtjsim.devices.mtj import mtj_conductance_s
 from mtjsim.engines.ngspice import SimResult
 
 MTJ_SUBCKTS = ("mtj_static", "mtj_stt")
@@ -102,8 +103,7 @@ def element_energies(circuit: Circuit, sim: SimResult, t_start_s: float | None =
                 s = w(sim.v(f"X{e.name}.s")) if e.subckt == "mtj_stt" else p["s"]
                 vt, vb = e.nodes
                 vv = v(vt) - v(vb)
-                tmr = p["tmr0"] / (1 + (vv / p["vh"]) ** 2)
-                i = vv * ((1 - s) / p["rp"] + s / (p["rp"] * (1 + tmr)))
+                i = vv * mtj_conductance_s(vv, s, p["rp"], p["tmr0"], p["vh"])
                 energy = float(w.integral(vv * i))
                 by_mtj[e.name] = energy
                 by_group[e.group.value] += energy

@@ -42,6 +42,7 @@ import scipy.sparse.linalg as spla
 
 from mtjsim.circuit.crossbar import ArrayKind, ArraySpec, Crossbar, SenseKind
 from mtjsim.devices.mosfet import NMOSParams
+from mtjsim.devices.mtj import mtj_conductance_s
 
 # --- ngspice constants the level-1 junctions use (src/include/ngspice/const.h, CODATA 2014) --
 _K_BOLTZMANN_J_PER_K = 1.38064852e-23
@@ -96,7 +97,7 @@ def mtj_current(v_v, s, r_p_ohm, tmr0, v_h_v, derivative: bool = True):
     """Current t -> b of models/mtj.lib and (if asked) its derivative dI/dV.
     G = (1-s)/R_P + s/(R_P (1 + TMR0/q)), q = 1 + (V/Vh)^2."""
     q = 1.0 + (v_v / v_h_v) ** 2
-    g = (1 - s) / r_p_ohm + s / (r_p_ohm * (1 + tmr0 / q))
+    g = mtj_conductance_s(v_v, s, r_p_ohm, tmr0, v_h_v)
     if not derivative:
         return g * v_v, None
     # d(G V)/dV = G + V dG/dV; dG_AP/dq = TMR0 / (R_P (q + TMR0)^2), dq/dV = 2 V / Vh^2

@@ -12,15 +12,13 @@ import time
 import numpy as np
 
 from mtjsim.engines import fast
-from mtjsim.ops.read import ReadResult, as_input_batch, reference_current_a
+from mtjsim.ops.read import ReadResult, as_input_batch, resolve_reference
 
 
 def fast_read(xbar, inputs_v, *, settings, i_ref_a=None) -> ReadResult:
     t0 = time.perf_counter()
     v_in = as_input_batch(inputs_v, xbar.spec.rows)
-    batch = len(v_in)
-    i_ref = reference_current_a(xbar, v_in) if i_ref_a is None else \
-        np.broadcast_to(np.asarray(i_ref_a, dtype=float), (batch,)).copy()
+    i_ref = resolve_reference(xbar, v_in, i_ref_a)
     res = fast.fast_read(xbar, v_in)
     v_cell = res.v_cell_v[0]
     return ReadResult(

@@ -98,6 +98,13 @@ def pwl_slots(values: np.ndarray, slot_s: float, edge_s: float):
     return tuple(pts)
 
 
+def resolve_reference(xbar: Crossbar, v_in: np.ndarray, i_ref_a=None) -> np.ndarray:
+    """The comparator reference per vector: the user's, or reference_current_a."""
+    if i_ref_a is None:
+        return reference_current_a(xbar, v_in)
+    return np.broadcast_to(np.asarray(i_ref_a, dtype=float), (len(v_in),)).copy()
+
+
 @dataclass
 class PreparedRead:
     """The read circuit and its analysis, before ngspice runs it."""
@@ -114,8 +121,7 @@ def prepare_read(xbar: Crossbar, inputs_v=None, settings: ReadSettings = ReadSet
     spec = xbar.spec
     v_in = as_input_batch(inputs_v, spec.rows)
     batch = v_in.shape[0]
-    i_ref = reference_current_a(xbar, v_in) if i_ref_a is None else \
-        np.broadcast_to(np.asarray(i_ref_a, dtype=float), (batch,)).copy()
+    i_ref = resolve_reference(xbar, v_in, i_ref_a)
     r_cmp = spec.r_tia_ohm if spec.sense is SenseKind.VIRTUAL_GROUND else spec.r_sense_ohm
     v_ref = i_ref * r_cmp
     transient = settings.transient or batch > 1

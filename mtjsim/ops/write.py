@@ -34,6 +34,7 @@ import numpy as np
 
 from mtjsim.circuit.crossbar import ArrayKind, Crossbar, Nodes, build_write_circuit, mtj_static
 from mtjsim.circuit.elements import SubcktInstance, TranAnalysis
+from mtjsim.devices.mtj import mtj_conductance_s
 from mtjsim.devices.switching import draw_thresholds
 from mtjsim.energy.accounting import element_energies
 from mtjsim.energy.report import update_report
@@ -359,6 +360,5 @@ def write(xbar: Crossbar, program: PulseProgram, seed: int = 0, *, workdir: Path
 
 def _cell_current(cells, v_cell, state):
     """I = G(V, s) V per cell and time point, the current of models/mtj_stt.lib's branch."""
-    tmr = cells.tmr0[..., None] / (1 + (v_cell / cells.v_h_v[..., None]) ** 2)
-    rp = cells.r_p_ohm[..., None]
-    return v_cell * ((1 - state) / rp + state / (rp * (1 + tmr)))
+    return v_cell * mtj_conductance_s(v_cell, state, cells.r_p_ohm[..., None],
+                                      cells.tmr0[..., None], cells.v_h_v[..., None])
