@@ -24,7 +24,7 @@ import numpy as np
 
 from mtjsim.circuit.crossbar import ArrayKind, ArraySpec, Crossbar
 from mtjsim.engines import Engine
-from mtjsim.ops.fast_ops import quasi_static_write
+from mtjsim.engines.fast_write import quasi_static_write
 from mtjsim.ops.read import read
 from mtjsim.ops.write import Direction, PulseProgram, WriteScheme, write
 
