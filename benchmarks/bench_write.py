@@ -1,8 +1,16 @@
-"""ONE write pulse on passive (V/2, V/3) and 1T1R arrays: ngspice wall time and time points
-per pulse, and the fast (quasi-static) engine measured in the same run, with the ratio and
-whether both give the same switched cells. Single target in the middle, all cells P, 10 ns.
+"""Writes on ngspice and the fast (quasi-static) engine, measured in the same run.
+
+1. ONE write pulse on passive (V/2, V/3) and 1T1R arrays: ngspice wall time and time points,
+   the fast engine's time, the ratio, and whether both give the same switched cells. Single
+   target in the middle, all cells P, 10 ns, r_wire 1 ohm.
+2. One stochastic write-update STEP of a 1T1R tile (fast engine only; ngspice would take
+   hours): what the training loop issues per tile and mini-batch, a column-parallel SET
+   program and a RESET program (one pulse per column with targets, per-column widths that
+   realize the requested probabilities, planned by mtjsim.train.programs), 10 % of the cells
+   targeted with probabilities 0.2-0.8, half the cells AP, r_wire 1 ohm.
 
     .venv/bin/python benchmarks/bench_write.py [--sizes 16 32 64] [--no-fast]
+        [--step-sizes 32 64 128] [--no-pulse]
 """
 
 from __future__ import annotations
@@ -17,17 +25,13 @@ from mtjsim.engines import Engine
 from mtjsim.ops.write import Direction, PulseProgram, WriteScheme, write
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--sizes", type=int, nargs="+", default=[16, 32, 64])
-    ap.add_argument("--no-fast", action="store_true", help="ngspice only")
-    a = ap.parse_args()
+def single_pulse(sizes, fast: bool) -> None:
     print(f"{'array':>14} {'scheme':>6} {'dynamic MTJs':>12} {'time points':>11} "
           f"{'ngspice s':>10} {'fast s':>8} {'ratio':>7} {'same outcome':>12}")
     for kind, scheme, v in ((ArrayKind.PASSIVE, WriteScheme.V_HALF, 0.5),
                             (ArrayKind.PASSIVE, WriteScheme.V_THIRD, 0.5),
                             (ArrayKind.ONE_T_ONE_R, WriteScheme.ONE_T_ONE_R, 1.2)):
-        for n in a.sizes:
+        for n in sizes:
             spec = ArraySpec(kind=kind, rows=n, cols=n, r_wire_ohm=1.0)
             xb = Crossbar(spec, np.zeros(spec.shape, dtype=np.int8))
             prog = PulseProgram.single(spec.shape, n // 2, n // 2, scheme, Direction.SET,
@@ -36,7 +40,7 @@ def main() -> None:
             line = (f"{kind.value + f' {n}x{n}':>14} {scheme.value:>6} "
                     f"{int(r.dynamic.sum()):>12} {r.n_time_points:>11} "
                     f"{r.timings_s['ngspice_s']:>10.2f}")
-            if not a.no_fast:
+            if fast:
                 t0 = time.perf_counter()
                 f = write(xb, prog, seed=1, engine=Engine.FAST)
                 fast_s = time.perf_counter() - t0
@@ -44,6 +48,45 @@ def main() -> None:
                 line += (f" {fast_s:>8.3f} {r.timings_s['ngspice_s'] / fast_s:>7.0f} "
                          f"{str(same):>12}")
             print(line, flush=True)
+
+
+def update_step(sizes) -> None:
+    from mtjsim.train.programs import WriteSettings, build_program
+    print(f"\n{'1T1R tile':>10} {'direction':>9} {'targets':>7} {'pulses':>6} "
+          f"{'plan s':>7} {'write s':>8} {'switched':>8} {'factorizations':>14}")
+    for n in sizes:
+        spec = ArraySpec(kind=ArrayKind.ONE_T_ONE_R, rows=n, cols=n, r_wire_ohm=1.0)
+        xb = Crossbar.random(spec, seed=1)
+        rng = np.random.default_rng(0)
+        total = 0.0
+        for direction in (Direction.SET, Direction.RESET):
+            start = 1 - direction.target_state
+            targets = (rng.random(spec.shape) < 0.1) & (xb.states == start)
+            p_col = rng.uniform(0.2, 0.8, n)
+            t0 = time.perf_counter()
+            planned = build_program(xb, direction, targets, p_col, WriteSettings())
+            t1 = time.perf_counter()
+            r = write(xb, planned.program, seed=2, engine=Engine.FAST, update_states=True)
+            t2 = time.perf_counter()
+            total += t2 - t0
+            print(f"{f'{n}x{n}':>10} {direction.value:>9} {int(targets.sum()):>7} "
+                  f"{len(planned.program.pulses()):>6} {t1 - t0:>7.3f} {t2 - t1:>8.3f} "
+                  f"{int(r.switched.sum()):>8} {r.timings_s['factorizations']:>14}", flush=True)
+        print(f"{f'{n}x{n}':>10} {'step':>9} {'':>7} {'':>6} {'':>7} {total:>8.3f}  "
+              "(plan + write, both programs)")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", type=int, nargs="+", default=[16, 32, 64])
+    ap.add_argument("--step-sizes", type=int, nargs="+", default=[32, 64, 128])
+    ap.add_argument("--no-fast", action="store_true", help="ngspice only (single pulses)")
+    ap.add_argument("--no-pulse", action="store_true", help="skip the single-pulse table")
+    a = ap.parse_args()
+    if not a.no_pulse:
+        single_pulse(a.sizes, not a.no_fast)
+    if not a.no_fast:
+        update_step(a.step_sizes)
 
 
 if __name__ == "__main__":

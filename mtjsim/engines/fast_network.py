@@ -122,6 +122,7 @@ class _Reduced:
             group += ["periphery"] * (k + C)
         self.n, self.n_free = n, n_free
         self.fixed_row, self.fixed_col = fixed_row, fixed_col
+        self.fixed = np.concatenate([fixed_row, fixed_col])
         self.lin_a = np.concatenate(lin_a).astype(int) if lin_a else np.zeros(0, int)
         self.lin_b = np.concatenate(lin_b).astype(int) if lin_b else np.zeros(0, int)
         self.lin_g = np.concatenate(lin_g) if lin_g else np.zeros(0)
@@ -271,8 +272,7 @@ class WriteNetwork:
         nf = sysm.n_free
         vg = None if not self.one_t else np.repeat(vg_rows[sysm.rows], C)
         x = np.zeros(sysm.n) if sysm.x_last is None else sysm.x_last.copy()
-        x[sysm.fixed_row] = v_row[sysm.rows]
-        x[sysm.fixed_col] = v_col
+        x[sysm.fixed] = np.concatenate([v_row[sysm.rows], v_col])
 
         it, prev, step = 0, np.inf, np.inf
         fresh = False                         # the LU is the Jacobian at the current point
@@ -311,9 +311,8 @@ class WriteNetwork:
         i_cell[sysm.cell], v_cell[sysm.cell] = cur[0], v
         dv = x[sysm.lin_a] - x[sysm.lin_b]
         p_lin = sysm.lin_g * dv * dv
-        fixed = np.concatenate([sysm.fixed_row, sysm.fixed_col])
         power = {
-            "delivered": float(np.dot(x[fixed], res[fixed])),
+            "delivered": float(np.dot(x[sysm.fixed], res[sysm.fixed])),
             "array": float(np.dot(v, cur[0])),
             "wires": float(p_lin[sysm.lin_group == "wires"].sum()),
             "periphery": float(p_lin[sysm.lin_group == "periphery"].sum()),
