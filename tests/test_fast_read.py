@@ -208,14 +208,19 @@ def test_cache_reused_for_same_state_and_invalidated_on_change():
 
     v = inputs(rng, 3, 12)
     before = eng.read(v).i_out_a
-    xb.states[3, 4] ^= 1                              # in place: detected by the state key
-    after = eng.read(v)
-    assert after.factorized and eng.n_factorizations == 2
+    xb.states[3, 4] ^= 1                              # in place: detected at the next read
+    after = eng.read(v)                               # one flip: a low-rank update
+    assert not after.factorized and after.low_rank == 1 and eng.n_factorizations == 1
     assert not np.allclose(after.i_out_a, before, rtol=1e-6)
     np.testing.assert_allclose(after.i_out_a, FastReadEngine(xb).read(v).i_out_a, rtol=1e-9)
 
     eng.invalidate()
-    assert eng.read(v).factorized and eng.n_factorizations == 3
+    assert eng.read(v).factorized and eng.n_factorizations == 2
+    xb.states[:3] ^= 1                                # 36 flips > max_low_rank: refactor
+    no_lr = FastReadEngine(xb, max_low_rank=0)
+    no_lr.read(v)
+    xb.states[0, 0] ^= 1
+    assert no_lr.read(v).factorized and no_lr.n_factorizations == 2
 
 
 def test_fast_read_function_caches_engines_by_state():
@@ -226,8 +231,11 @@ def test_fast_read_function_caches_engines_by_state():
     assert not fast_read(xb, inputs(rng, 5, 8)).factorized
     same = Crossbar(xb.spec, xb.states.copy())        # equal content, another object
     assert not fast_read(same, inputs(rng, 1, 8)).factorized
-    xb.states[0, 0] ^= 1
-    assert fast_read(xb, inputs(rng, 1, 8)).factorized
+    assert not fast_read(xb, inputs(rng, 1, 8)).factorized
+    xb.states[0, 0] ^= 1                              # the same object: a low-rank update
+    assert fast_read(xb, inputs(rng, 1, 8)).low_rank == 1
+    other = Crossbar.random(ArraySpec(rows=8, cols=8), seed=4)
+    assert fast_read(other, inputs(rng, 1, 8)).factorized
 
 
 def test_each_floating_pattern_has_its_own_factorization():
@@ -327,3 +335,119 @@ def test_nmos_level1_equations_and_derivatives():
     ok = smooth & edge_d
     np.testing.assert_allclose(dd[ok], fd_d[ok], rtol=1e-5, atol=1e-12)
     np.testing.assert_allclose(ds[ok], fd_s[ok], rtol=1e-5, atol=1e-12)
+
+
+# --- flips as low-rank updates, read-bias linearization ---------------------------------------
+@pytest.mark.parametrize("kind,sense,r_wire,r_drv,bias", [
+    (P, VG, 2.0, 20.0, 0.0), (P, RS, 0.0, 0.0, 0.1), (P, VG, 0.0, 20.0, 0.1),
+    (T, VG, 2.0, 0.0, 0.1), (T, RS, 2.0, 20.0, 0.0)])
+def test_low_rank_flips_match_a_fresh_factorization(kind, sense, r_wire, r_drv, bias):
+    """A few flips after the factorization: the Woodbury-updated solve refines to the same
+    answer as a new factorization of the new state, and the updated effective matrix equals
+    the new state's (zero bias: exactly; at a read bias the flipped cells keep the old
+    operating point, so M agrees only as a linearization)."""
+    rng = np.random.default_rng(21)
+    spec = ArraySpec(kind=kind, rows=7, cols=9, r_wire_ohm=r_wire, r_driver_ohm=r_drv,
+                     sense=sense)
+    xb = Crossbar.random(spec, seed=2)
+    v = inputs(rng, 3, 7, floating=[4])
+    eng = FastReadEngine(xb, bias_v=bias)
+    eng.read(v)
+    for _ in range(3):                                # flips accumulate read after read
+        xb.states.reshape(-1)[rng.choice(63, 3, replace=False)] ^= 1
+        got = eng.read(v)
+        fresh = FastReadEngine(xb, bias_v=bias)
+        want = fresh.read(v)
+        assert got.low_rank > 0 and not got.factorized
+        assert rel_err(got.i_out_a, want.i_out_a) < 1e-9
+        np.testing.assert_allclose(got.v_cell_v, want.v_cell_v, atol=1e-11)
+        fl = np.isnan(v[0])
+        M, M_ref = eng.effective_matrix(fl), fresh.effective_matrix(fl)
+        assert np.abs(M - M_ref).max() / np.abs(M_ref).max() < (1e-12 if bias == 0 else 5e-3)
+        lin = eng.read(v, mode=ReadMode.LINEAR).i_out_a
+        np.testing.assert_allclose(lin, np.nan_to_num(v) @ M.T, rtol=1e-9)
+    assert eng.n_factorizations == (1 if bias == 0 else 2)
+
+
+def test_many_flips_refactor():
+    xb = Crossbar.random(ArraySpec(rows=8, cols=8, r_wire_ohm=1.0), seed=3)
+    eng = FastReadEngine(xb, max_low_rank=5)
+    v = np.full(8, 0.1)
+    eng.read(v)
+    xb.states[:, :1] ^= 1                              # 8 flips > 5
+    r = eng.read(v)
+    assert r.factorized and r.low_rank == 0
+    xb.states[0, 3] ^= 1
+    assert eng.read(v).low_rank == 1                   # relative to the new factorization
+
+
+@pytest.mark.ngspice
+@pytest.mark.parametrize("kind", [P, T])
+def test_low_rank_flips_match_ngspice(kind):
+    rng = np.random.default_rng(31)
+    xb = Crossbar.random(ArraySpec(kind=kind, rows=5, cols=6, r_wire_ohm=5.0), seed=7)
+    eng = FastReadEngine(xb, bias_v=0.1)
+    v = inputs(rng, 2, 5)
+    eng.read(v)
+    xb.states[[0, 2, 4], [1, 5, 0]] ^= 1
+    got = eng.read(v)
+    assert got.low_rank == 3
+    want_i, want_vc = ngspice_dc(xb, v)
+    assert rel_err(got.i_out_a, want_i) < REL
+    assert np.abs(got.v_cell_v - want_vc).max() < 1e-9
+
+
+@pytest.mark.parametrize("kind", [P, T])
+def test_read_bias_linearization(kind):
+    """Linearized at the read bias (secant conductances at the operating point of every row
+    at bias_v): the linear map of binary inputs at that bias is far closer to the exact
+    answer than the zero-bias map; exact reads are the same whatever the linearization."""
+    rng = np.random.default_rng(41)
+    xb = Crossbar.random(ArraySpec(kind=kind, rows=16, cols=16, r_wire_ohm=1.0), seed=5)
+    v = 0.1 * (rng.random((6, 16)) < 0.5)
+    v[0] = 0.1
+    zero, at_bias = FastReadEngine(xb), FastReadEngine(xb, bias_v=0.1)
+    exact = zero.read(v).i_out_a
+    np.testing.assert_allclose(at_bias.read(v).i_out_a, exact, rtol=1e-9)
+    err0 = rel_err(zero.read(v, mode=ReadMode.LINEAR).i_out_a, exact)
+    err1 = rel_err(at_bias.read(v, mode=ReadMode.LINEAR, cell_voltages=False).i_out_a, exact)
+    assert err1 < err0 / 5 and err1 < 2e-3
+    # all rows at the bias: the operating point the secants were taken at (up to the ~1 %
+    # error of the zero-bias voltages it was found with)
+    assert rel_err(at_bias.read(v[:1], mode=ReadMode.LINEAR).i_out_a, exact[:1]) < 2e-4
+    # fewer chord iterations from the read-bias linearization
+    assert at_bias.read(v[:1]).iterations[0] <= zero.read(v[:1]).iterations[0]
+
+
+def test_checked_mode_estimates_and_refines():
+    rng = np.random.default_rng(51)
+    xb = Crossbar.random(ArraySpec(rows=12, cols=10, r_wire_ohm=1.0), seed=6)
+    v = np.concatenate([0.1 * (rng.random((4, 12)) < 0.5), rng.uniform(0, 0.4, (4, 12))])
+    exact = FastReadEngine(xb).read(v).i_out_a
+    eng = FastReadEngine(xb, bias_v=0.1, linear_tol=2e-3)
+    lin = eng.read(v, mode=ReadMode.LINEAR, cell_voltages=False).i_out_a
+    chk = eng.read(v, mode=ReadMode.CHECKED, cell_voltages=False)
+    actual = (np.abs(lin - exact).max(axis=1) / np.abs(exact).max(axis=1))
+    solved = chk.refined | (chk.iterations > 0)       # refined, or one of the sampled vectors
+    assert chk.refined.any() and not solved.all()
+    # the estimate does not understate the linearization error of the vectors it keeps
+    assert np.all(chk.error_estimate[~solved] > actual[~solved] / 2)
+    np.testing.assert_allclose(chk.i_out_a[solved], exact[solved], rtol=1e-9)
+    np.testing.assert_array_equal(chk.i_out_a[~solved], lin[~solved])
+    assert rel_err(chk.i_out_a, exact) < 2e-3
+
+
+def test_read_settings_select_the_fast_linear_modes():
+    from mtjsim.engines import Engine
+    from mtjsim.ops.read import ReadSettings
+    rng = np.random.default_rng(61)
+    xb = Crossbar.random(ArraySpec(rows=8, cols=8, r_wire_ohm=1.0), seed=8)
+    v = 0.1 * (rng.random((5, 8)) < 0.5)
+    exact = read(xb, v, engine=Engine.FAST).i_out_a
+    for mode in ("linear", "checked"):
+        s = ReadSettings(fast_mode=mode, fast_bias_v=0.1, fast_tol=1e-4)
+        got = read(xb, v, engine=Engine.FAST, settings=s)
+        assert got.i_out_a.shape == (5, 8) and got.v_cell_v.shape == (8, 8)
+        assert rel_err(got.i_out_a, exact) < (2e-3 if mode == "linear" else 1e-4)
+    with pytest.raises(ValueError, match="fast_mode"):
+        ReadSettings(fast_mode="fast")

@@ -16,11 +16,26 @@ from mtjsim.ops.read import ReadResult, as_input_batch, resolve_reference
 
 
 def fast_read(xbar, inputs_v, *, settings, i_ref_a=None) -> ReadResult:
+    """``settings.fast_mode`` "exact" (default), "linear" or "checked" (see ReadSettings);
+    "linear"/"checked" compute the column currents as a matrix product with the devices
+    linearized at ``settings.fast_bias_v`` and solve the network only for the first vector's
+    cell voltages (``v_cell_v``, ``r_cell_ohm``: of the linearized network in "linear")."""
     t0 = time.perf_counter()
     v_in = as_input_batch(inputs_v, xbar.spec.rows)
     i_ref = resolve_reference(xbar, v_in, i_ref_a)
-    res = fast.fast_read(xbar, v_in)
-    v_cell = res.v_cell_v[0]
+    mode = fast.ReadMode(settings.fast_mode)
+    opts = {}
+    if settings.fast_bias_v:
+        opts["bias_v"] = settings.fast_bias_v
+    if mode is fast.ReadMode.CHECKED:
+        opts["linear_tol"] = settings.fast_tol
+    if mode is fast.ReadMode.EXACT:
+        res = fast.fast_read(xbar, v_in, **opts)
+        v_cell = res.v_cell_v[0]
+    else:
+        res = fast.fast_read(xbar, v_in, mode=mode, cell_voltages=False, **opts)
+        first = fast.fast_read(xbar, v_in[:1], mode=mode, cell_voltages=True, **opts)
+        v_cell = first.v_cell_v[0]
     return ReadResult(
         i_out_a=res.i_out_a, v_in_v=v_in,
         r_cell_ohm=1.0 / xbar.cells.conductance_s(v_cell, xbar.states), v_cell_v=v_cell,

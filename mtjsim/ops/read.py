@@ -48,8 +48,22 @@ class ReadSettings:
     transient: bool = False         # a single vector as a transient (waveforms) instead of .op
     slot_s: float = 20e-9           # time per input vector in a transient read
     edge_s: float = 1e-9            # rise/fall time between vectors
+    # fast engine only (engine=Engine.FAST); ngspice ignores these:
+    fast_mode: str = "exact"        # "exact": refined to 1e-10; "linear": i_out = M v only;
+                                    # "checked": M v, exact refinement of the vectors whose
+                                    # estimated linearization error exceeds fast_tol
+    fast_bias_v: float | None = None   # linearize the devices at this read bias (e.g. the
+                                       # read voltage); None: zero bias
+    fast_tol: float = 1e-3          # "checked": relative error estimate that triggers a refine
 
     def __post_init__(self):
+        if self.fast_mode not in ("exact", "linear", "checked"):
+            raise ValueError(f"fast_mode={self.fast_mode!r}: must be 'exact', 'linear' or "
+                             "'checked'")
+        if self.fast_bias_v is not None:
+            check_range("fast_bias_v", self.fast_bias_v, lo=0, hi=5, typical="0.05 to 0.2")
+        check_range("fast_tol", self.fast_tol, lo=0, lo_open=True, hi=1,
+                    typical="1e-4 to 1e-2")
         check_range("slot_s", self.slot_s, lo=0, lo_open=True, hi=1e-3, typical="5e-9 to 100e-9")
         check_range("edge_s", self.edge_s, lo=0, lo_open=True, hi=self.slot_s / 2,
                     hi_open=True, typical="0.1e-9 to 2e-9")
