@@ -179,6 +179,9 @@ class _Reduced:
             self._iperm[self._perm] = np.arange(self._perm.size)
         self.lu = None
         self.x_last = None                       # warm start for the next solve
+        # (LU, solution) per drive level: a pulse's fall revisits its rise's levels, and the
+        # gate level sets the transistors' conductance, so that LU fits best
+        self.by_level: OrderedDict = OrderedDict()
 
     def jacobian(self, dev_vals) -> sp.csc_matrix:
         vals = np.concatenate([self._g_vals] + dev_vals)[self._keep]
@@ -271,8 +274,13 @@ class WriteNetwork:
         sysm = self._system(act)
         nf = sysm.n_free
         vg = None if not self.one_t else np.repeat(vg_rows[sysm.rows], C)
+        fixed = np.concatenate([v_row[sysm.rows], v_col])
+        level = round(max(np.abs(fixed).max(initial=0.0),
+                          0.0 if vg is None else np.abs(vg).max(initial=0.0)), 9)
+        if level in sysm.by_level:
+            sysm.lu, sysm.x_last = sysm.by_level[level]
         x = np.zeros(sysm.n) if sysm.x_last is None else sysm.x_last.copy()
-        x[sysm.fixed] = np.concatenate([v_row[sysm.rows], v_col])
+        x[sysm.fixed] = fixed
 
         it, prev, step = 0, np.inf, np.inf
         fresh = False                         # the LU is the Jacobian at the current point
@@ -299,6 +307,10 @@ class WriteNetwork:
             raise FastSolveError(f"fast write solve: Newton did not converge in {max_iter} "
                                  f"iterations (last step {step:.3g} V > {tol_v:g} V)")
         sysm.x_last = x
+        sysm.by_level[level] = (sysm.lu, x)
+        sysm.by_level.move_to_end(level)
+        if len(sysm.by_level) > 8:
+            sysm.by_level.popitem(last=False)
         return self._solution(sysm, x, s, vg, act, it)
 
     def _solution(self, sysm: _Reduced, x, s, vg, act, it) -> Solution:
