@@ -17,7 +17,6 @@ from mtjsim.circuit.crossbar import ArrayKind, ArraySpec, Crossbar
 from mtjsim.devices import load_preset
 from mtjsim.devices.switching import p_switch
 from mtjsim.engines import Engine
-from mtjsim.ops.read import read
 from mtjsim.ops.write import Direction, Parallelism, PulseProgram, WriteScheme, write
 from mtjsim.ops.write_stats import wilson_interval
 from mtjsim.train import loop
@@ -303,25 +302,9 @@ def test_weights_are_what_the_circuit_wrote_including_failures():
     assert acc_real < acc_ideal
 
 
-def _fast_available() -> bool:
-    spec = ArraySpec(rows=2, cols=2, device=DEV)
-    try:
-        read(Crossbar(spec, np.zeros((2, 2), dtype=np.int8)), np.full(2, 0.1),
-             engine=Engine.FAST)
-        write(Crossbar(spec, np.zeros((2, 2), dtype=np.int8)),
-              PulseProgram.single((2, 2), 0, 0, WriteScheme.V_HALF, Direction.SET), 0,
-              engine=Engine.FAST)
-    except NotImplementedError:
-        return False
-    return True
-
-
 @pytest.mark.ngspice
 @pytest.mark.slow
 def test_ngspice_and_fast_engine_same_trajectory():
-    if not _fast_available():
-        pytest.skip("the fast engine does not do read/write yet (NotImplementedError from "
-                    "mtjsim.ops.fast_ops); this test runs once it does")
     cfg = loop.TrainConfig(hidden=(2,), epochs=1, batch_size=62, seed=2, baseline=False)
     runs = {e: loop.train(cfg.replace(engine=e), progress=False)
             for e in (Engine.NGSPICE, Engine.FAST)}

@@ -264,8 +264,7 @@ class WriteNetwork:
         of the same reduced network, with its last LU, refactored at the current
         point whenever the chord contracts slower than ``chord_rate``; steps limited to
         ``max_step_v`` (exponential junctions)."""
-        spec = self.spec
-        R, C = spec.rows, spec.cols
+        C = self.spec.cols
         s = np.asarray(states, float).ravel()
         v_row = np.asarray(v_row, float)
         v_col = np.asarray(v_col, float)
