@@ -44,6 +44,7 @@ import scipy.sparse.linalg as spla
 from mtjsim.circuit.crossbar import ArrayKind, ArraySpec, Crossbar, SenseKind
 from mtjsim.devices.mosfet import NMOSParams
 from mtjsim.devices.mtj import mtj_conductance_s
+from mtjsim.engines import fast_lines
 
 try:                                        # scikit-learn's dependency; optional here
     from threadpoolctl import ThreadpoolController
@@ -820,12 +821,28 @@ class FastReadEngine:
     polynomial model of each device's deviation from its secant at the cell's row input
     (matrix products), plus twice the largest error it failed to explain on ``n_check``
     vectors of the batch that are solved exactly (those come back exact, ``refined`` False).
+
+    ``solver``: ``"lu"`` (default) solves every read with the sparse LU above. ``"lines"``:
+    EXACT reads of up to ``LINES_MAX_BATCH`` vectors of a passive array with wire resistance go
+    to the line-relaxation solver (``mtjsim.engines.fast_lines``: block SOR between the row and
+    bit lines, one tridiagonal LAPACK solve per layer and sweep, warm-started from this
+    engine's previous read, no factorization of the network), the fastest exact read of a
+    training-like sequence (a few flips and a new input vector per read); ``FastRead.iterations``
+    then counts sweeps. Anything else, and any vector the line solver does not converge on
+    within ``max_iter`` sweeps, takes the LU path.
     """
+
+    LINES_MAX_BATCH = 8
 
     def __init__(self, xbar: Crossbar, *, tol_rel: float = 1e-10, tol_v: float = 1e-9,
                  abstol_a: float = 1e-15, max_iter: int = 100, max_chord_iter: int = 60,
                  chord_rate_limit: float = 0.5, bias_v: float | None = None,
-                 max_low_rank: int = 48, linear_tol: float = 1e-3, n_check: int = 2):
+                 max_low_rank: int = 48, linear_tol: float = 1e-3, n_check: int = 2,
+                 solver: str = "lu"):
+        if solver not in ("lu", "lines"):
+            raise ValueError(f"solver={solver!r}: must be 'lu' or 'lines'")
+        self.solver = solver
+        self._lines: fast_lines.LineSolver | None = None
         self.xbar = xbar
         self.n_check = max(1, int(n_check))
         self.tol_rel, self.tol_v, self.abstol_a = tol_rel, tol_v, abstol_a
@@ -846,6 +863,7 @@ class FastReadEngine:
         self._key = None
         self._topo = None
         self._systems.clear()
+        self._lines = None
 
     def _build(self, floating: np.ndarray) -> _MaskSystem:
         sysm = _MaskSystem(self._topo, self.xbar, floating)
@@ -859,13 +877,17 @@ class FastReadEngine:
             self.n_factorizations += 1
         return sysm
 
-    def _system(self, floating: np.ndarray):
-        """(system, factorized, flipped cells): the base system of this floating pattern, or a
-        low-rank view of it when the states differ from the factored ones in a few cells."""
+    def _check_devices(self) -> None:
+        """Drop everything cached when the spec or the per-cell devices changed."""
         key = _device_key(self.xbar)
         if key != self._key:
             self.invalidate()
             self._key = key
+
+    def _system(self, floating: np.ndarray):
+        """(system, factorized, flipped cells): the base system of this floating pattern, or a
+        low-rank view of it when the states differ from the factored ones in a few cells."""
+        self._check_devices()
         if self._topo is None:
             self._topo = _topology(self.xbar.spec)
         mk = np.packbits(floating).tobytes() + bytes([floating.size % 8])
@@ -924,6 +946,11 @@ class FastReadEngine:
         v = as_fast_inputs(v_in, spec.rows)
         max_iter = self.max_iter if max_iter is None else int(max_iter)
         B, R, C = v.shape[0], spec.rows, spec.cols
+        if (self.solver == "lines" and mode is ReadMode.EXACT and B <= self.LINES_MAX_BATCH
+                and fast_lines.supported(spec)):
+            res = self._read_lines(v, cell_voltages, max_iter)
+            if res is not None:
+                return res
         t0 = time.perf_counter()
         i_out = np.zeros((B, C))
         v_cell = np.zeros((B, R, C)) if cell_voltages else None
@@ -1019,6 +1046,36 @@ class FastReadEngine:
                         linear_network=linear, mode=mode,
                         step_v=step_v, factorized=factorized, timings_s=timings,
                         low_rank=low_rank, error_estimate=estimate, refined=refined)
+
+    def _read_lines(self, v, cell_voltages, max_iter) -> FastRead | None:
+        """Every vector with the line solver, each warm-started from the previous solution;
+        None (the caller takes the LU path) when one does not converge."""
+        t0 = time.perf_counter()
+        c = self.xbar.cells
+        if self._lines is None or not self._lines.matches(self.xbar.spec, c.r_p_ohm, c.tmr0,
+                                                          c.v_h_v):
+            self._lines = fast_lines.LineSolver(self.xbar.spec, c.r_p_ohm, c.tmr0, c.v_h_v)
+        B, (R, C) = v.shape[0], self.xbar.spec.shape
+        i_out = np.zeros((B, C))
+        v_cell = np.zeros((B, R, C)) if cell_voltages else None
+        sweeps = np.zeros(B, int)
+        step_v = np.zeros(B)
+        for b in range(B):
+            sol = self._lines.solve(self.xbar.states, v[b], tol_rel=self.tol_rel,
+                                    tol_v=self.tol_v, abstol_a=self.abstol_a,
+                                    max_sweeps=max_iter)
+            if not sol.converged:
+                return None
+            i_out[b], sweeps[b], step_v[b] = sol.i_out_a, sol.sweeps, sol.step_v
+            if cell_voltages:
+                v_cell[b] = sol.cell_voltages()
+        dt = time.perf_counter() - t0
+        return FastRead(i_out_a=i_out, v_cell_v=v_cell, v_in_v=v, iterations=sweeps,
+                        newton=np.zeros(B, bool), converged=True,
+                        linear_network=self.linear_network, mode=ReadMode.EXACT,
+                        step_v=step_v, factorized=False,
+                        timings_s={"factor_s": 0.0, "linear_s": 0.0, "refine_s": dt,
+                                   "lines_s": dt, "total_s": dt})
 
     # --- nonlinear refinement -----------------------------------------------------------------
     def _tol_a(self, i_out):
