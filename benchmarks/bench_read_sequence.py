@@ -7,10 +7,12 @@ there (CrossSim 3.2's iterative parasitic solver on this machine, same 1 ohm/seg
 
 seq  training-like sequence: before every read ``--flips`` random cells flip, then ONE new
      random input vector (0-0.2 V) is read exactly (tol_rel = tol_v = 1e-6: refined to 1e-6 or
-     better); flips are low-rank updates of the last factorization, refactored after
-     ``max_low_rank`` (48) flips. Every few reads the answer is checked against a fresh
-     engine (new factorization, tol_rel 1e-10). Time per read: median and mean (the mean
-     includes the refactorizations).
+     better) by two engines in the same run, alternating which goes first: ``lu`` (sparse
+     LU; flips are low-rank updates of the last factorization, refactored after
+     ``max_low_rank`` (48) flips) and ``lines`` (``solver="lines"``: warm-started block SOR
+     between row and bit lines, mtjsim/engines/fast_lines.py). Every few reads both answers
+     are checked against a fresh engine (new factorization, tol_rel 1e-10). Time per read:
+     median, mean (includes the refactorizations) and best.
 ff   feedforward through one tile (passive 128x128, r_wire 1 ohm, driver 20 ohm): M built
      once per state with the devices linearized at the read bias (bias_v = 0.1 V), then
      batches of 100 through M (LINEAR), with the a-posteriori check (CHECKED, linear_tol
@@ -45,44 +47,62 @@ def spec_of(n, kind="passive"):
     return ArraySpec(kind=ArrayKind(kind), rows=n, cols=n, r_wire_ohm=1.0)
 
 
+SOLVERS = ("lu", "lines")
+
+
 def sequence(n, kind, reads, flips, check_every, bias_v):
+    """Both solvers on the same sequence of flips and inputs, in the same run."""
     rng = np.random.default_rng(n)
     xb = Crossbar.random(spec_of(n, kind), seed=1)
-    eng = FastReadEngine(xb, tol_rel=1e-6, tol_v=1e-6, bias_v=bias_v)
-    eng.read(rng.uniform(0, 0.2, n), cell_voltages=False)          # first factorization
-    times, errs, iters, refactors = [], [], [], 0
+    engines = {s: FastReadEngine(xb, tol_rel=1e-6, tol_v=1e-6, bias_v=bias_v, solver=s)
+               for s in SOLVERS}
+    v0 = rng.uniform(0, 0.2, n)
+    for eng in engines.values():
+        eng.read(v0, cell_voltages=False)          # first factorization / cold line solve
+    stats = {s: dict(times=[], errs=[], iters=[], refactors=0) for s in SOLVERS}
     for k in range(reads):
         flat = xb.states.reshape(-1)
         flat[rng.choice(flat.size, flips, replace=False)] ^= 1
         v = rng.uniform(0, 0.2, n)
-        t0 = time.perf_counter()
-        r = eng.read(v, cell_voltages=False)
-        times.append(time.perf_counter() - t0)
-        refactors += r.factorized
-        iters.append(int(r.iterations[0]))
-        if k % check_every == 0:
-            errs.append(rel(r.i_out_a, FastReadEngine(xb).read(v, cell_voltages=False).i_out_a))
-    t = np.array(times)
-    return dict(median=np.median(t), mean=t.mean(), max_err=max(errs), refactors=refactors,
-                iters=int(np.median(iters)), checks=len(errs))
+        ref = (FastReadEngine(xb).read(v, cell_voltages=False).i_out_a
+               if k % check_every == 0 else None)
+        for s in (SOLVERS if k % 2 == 0 else SOLVERS[::-1]):
+            st = stats[s]
+            t0 = time.perf_counter()
+            r = engines[s].read(v, cell_voltages=False)
+            st["times"].append(time.perf_counter() - t0)
+            st["refactors"] += r.factorized
+            st["iters"].append(int(r.iterations[0]))
+            if ref is not None:
+                st["errs"].append(rel(r.i_out_a, ref))
+    out = {}
+    for s, st in stats.items():
+        t = np.array(st["times"])
+        out[s] = dict(median=np.median(t), mean=t.mean(), best=t.min(), max_err=max(st["errs"]),
+                      refactors=st["refactors"], iters=int(np.median(st["iters"])),
+                      checks=len(st["errs"]))
+    return out
 
 
 def run_sequence(a):
     print(f"\ntraining-like sequence: {a.flips} random flips, then one new input vector "
           f"(uniform 0-0.2 V), exact (tol_rel 1e-6); {a.reads} reads; bias_v {a.bias_v} V")
-    print(f"{'array':>9} {'kind':>7} {'median ms':>9} {'mean ms':>8} {'peer ms':>8} "
-          f"{'x peer':>7} {'target ms':>9} {'max err':>8} {'checks':>6} {'refactors':>9} "
-          f"{'iters':>5}")
+    print("(iters: chord iterations for lu, sweeps for lines; refactors: LU factorizations)")
+    print(f"{'array':>9} {'kind':>7} {'solver':>6} {'median ms':>9} {'mean ms':>8} "
+          f"{'best ms':>8} {'peer ms':>8} {'x peer':>7} {'target ms':>9} {'max err':>8} "
+          f"{'checks':>6} {'refactors':>9} {'iters':>5}")
     for n in a.sizes:
         for kind in a.kinds:
-            s = sequence(n, kind, a.reads, a.flips, a.check_every, a.bias_v)
+            res = sequence(n, kind, a.reads, a.flips, a.check_every, a.bias_v)
             peer = PEER_READ_S.get(n)
             target = {128: 6, 256: 70}.get(n)
-            print(f"{n:>4}x{n:<4} {kind:>7} {1e3 * s['median']:9.2f} {1e3 * s['mean']:8.2f} "
-                  f"{1e3 * peer if peer else float('nan'):8.1f} "
-                  f"{peer / s['median'] if peer else float('nan'):7.1f} "
-                  f"{target if target else '-':>9} {s['max_err']:8.1e} {s['checks']:6d} "
-                  f"{s['refactors']:9d} {s['iters']:5d}", flush=True)
+            for solver, s in res.items():
+                print(f"{n:>4}x{n:<4} {kind:>7} {solver:>6} {1e3 * s['median']:9.2f} "
+                      f"{1e3 * s['mean']:8.2f} {1e3 * s['best']:8.2f} "
+                      f"{1e3 * peer if peer else float('nan'):8.1f} "
+                      f"{peer / s['median'] if peer else float('nan'):7.1f} "
+                      f"{target if target else '-':>9} {s['max_err']:8.1e} {s['checks']:6d} "
+                      f"{s['refactors']:9d} {s['iters']:5d}", flush=True)
 
 
 def best_of(fn, repeat=5):
