@@ -128,3 +128,15 @@ def test_matches_ngspice(sense, r_drv):
         assert not got.factorized
         assert rel_err(got.i_out_a, want.i_out_a[:1]) < 1e-6
         assert np.abs(got.v_cell_v[0] - want.v_cell_v).max() < 1e-9
+
+
+def test_read_settings_select_the_line_solver():
+    from mtjsim.engines import Engine
+    from mtjsim.ops.read import ReadSettings
+    xb = Crossbar.random(ArraySpec(rows=12, cols=9, r_wire_ohm=2.0), seed=4)
+    v = np.random.default_rng(1).uniform(0, 0.2, 12)
+    lu = read(xb, v, engine=Engine.FAST).i_out_a
+    lines = read(xb, v, engine=Engine.FAST, settings=ReadSettings(fast_solver="lines")).i_out_a
+    np.testing.assert_allclose(lines, lu, rtol=1e-8, atol=1e-15)
+    with pytest.raises(ValueError, match="fast_solver"):
+        ReadSettings(fast_solver="cg")

@@ -24,7 +24,7 @@ def fast_read(xbar, inputs_v, *, settings, i_ref_a=None) -> ReadResult:
     v_in = as_input_batch(inputs_v, xbar.spec.rows)
     i_ref = resolve_reference(xbar, v_in, i_ref_a)
     mode = fast.ReadMode(settings.fast_mode)
-    opts = {}
+    opts = {} if settings.fast_solver == "lu" else {"solver": settings.fast_solver}
     if settings.fast_bias_v:
         opts["bias_v"] = settings.fast_bias_v
     if mode is fast.ReadMode.CHECKED:

@@ -55,11 +55,16 @@ class ReadSettings:
     fast_bias_v: float | None = None   # linearize the devices at this read bias (e.g. the
                                        # read voltage); None: zero bias
     fast_tol: float = 1e-3          # "checked": relative error estimate that triggers a refine
+    fast_solver: str = "lu"         # exact reads: "lu" (sparse LU, low-rank flips) or "lines"
+                                    # (warm-started line relaxation: passive arrays with wire
+                                    # resistance, up to 8 vectors; others fall back to "lu")
 
     def __post_init__(self):
         if self.fast_mode not in ("exact", "linear", "checked"):
             raise ValueError(f"fast_mode={self.fast_mode!r}: must be 'exact', 'linear' or "
                              "'checked'")
+        if self.fast_solver not in ("lu", "lines"):
+            raise ValueError(f"fast_solver={self.fast_solver!r}: must be 'lu' or 'lines'")
         if self.fast_bias_v is not None:
             check_range("fast_bias_v", self.fast_bias_v, lo=0, hi=5, typical="0.05 to 0.2")
         check_range("fast_tol", self.fast_tol, lo=0, lo_open=True, hi=1,
