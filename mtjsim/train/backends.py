@@ -6,10 +6,19 @@ the software baseline of the same network, rule and data.
 The circuit backend is the write-back: after every program the tile's states are the
 ``WriteResult.states_after`` the engine returned (failed writes and half-select disturbs
 included), never the intended update.
+
+With ``WriteSettings.pulse_by_pulse`` (the default) a program's pulses run as consecutive
+writes, one transient per pulse, each from the states the previous one returned and with its
+own thresholds: only the cells biased by *that* pulse carry the switching model, which makes
+ngspice about 3 to 5 times faster on 15x15 V/2 programs (docs/training.md, "ngspice in the
+loop"). Thermal activation is memoryless, so fresh thresholds per pulse give the same
+switching statistics as one threshold over the whole program; a cell is above I_c0 only in
+the one pulse that selects both its row and its column.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, fields
 
@@ -17,7 +26,7 @@ import numpy as np
 
 from mtjsim.engines import Engine
 from mtjsim.ops.read import ReadSettings, read
-from mtjsim.ops.write import Direction, write
+from mtjsim.ops.write import Direction, PulseProgram, write
 from mtjsim.train.network import ArrayLayer, Tile, delta_g_s
 from mtjsim.train.programs import SwitchRequest, WriteSettings, build_program, split_levels
 from mtjsim.validation import check_range
@@ -92,6 +101,11 @@ class IdealBackend:
             if self.keep_records:
                 self.records.append(_record(tile, req.direction, targets, p_col, before, after))
 
+    def execute_many(self, items: list[tuple[Tile, "SwitchRequest"]],
+                     counters: WriteCounters) -> None:
+        for tile, req in items:
+            self.execute(tile, req, counters)
+
     def state(self) -> dict:
         return self.rng.bit_generator.state
 
@@ -106,7 +120,8 @@ class CircuitBackend:
     name = "circuit"
 
     def __init__(self, seed: int, *, engine: Engine = Engine.FAST, v_read_v: float = 0.1,
-                 settings: WriteSettings = WriteSettings(), keep_records: bool = False):
+                 settings: WriteSettings = WriteSettings(), keep_records: bool = False,
+                 profile: bool = False, workers: int = 2):
         check_range("v_read_v", v_read_v, lo=0, lo_open=True, hi=1, typical="0.05 to 0.2")
         self.engine = Engine(engine)
         self.v_read_v = v_read_v
@@ -115,6 +130,9 @@ class CircuitBackend:
         self.keep_records = keep_records
         self.records: list[ProgramRecord] = []
         self.read_energy_j = 0.0
+        # profile: one dict per program (benchmarks/bench_train_ngspice.py prints them)
+        self.profile: list[dict] | None = [] if profile else None
+        self.workers = workers       # tiles written concurrently by execute_many (ngspice)
         # Fast engine: a batch of samples is one matrix product with the devices linearized
         # at the read voltage; vectors whose estimated error exceeds 0.5 % are solved exactly
         self.read_settings = ReadSettings(fast_mode="checked", fast_bias_v=v_read_v,
@@ -138,30 +156,138 @@ class CircuitBackend:
         return z
 
     def execute(self, tile: Tile, req: SwitchRequest, counters: WriteCounters) -> None:
+        self.execute_many([(tile, req)], counters)
+
+    def execute_many(self, items: list[tuple[Tile, SwitchRequest]],
+                     counters: WriteCounters) -> None:
+        """The requests of one phase, in order. Same result as ``execute`` on each item in
+        turn (the seeds are drawn in that order first); on ngspice, requests on different
+        tiles (independent circuits) run concurrently, ``workers`` at a time, each tile's own
+        requests in their order."""
+        t0 = time.perf_counter()
+        plans = [split_levels(req, self.settings.levels) for _, req in items]
+        seeds = [[int(self.rng.integers(0, 2 ** 31 - 1)) for _ in lv] for lv in plans]
+        groups: dict[int, list[int]] = {}
+        for k, (tile, _) in enumerate(items):
+            groups.setdefault(id(tile), []).append(k)
+        results: dict[int, tuple] = {}
+
+        def run(ks):
+            for k in ks:
+                results[k] = self._run_request(*items[k], plans[k], seeds[k])
+
+        if self.engine is Engine.NGSPICE and self.workers > 1 and len(groups) > 1:
+            from concurrent.futures import ThreadPoolExecutor
+            with ThreadPoolExecutor(max_workers=min(self.workers, len(groups))) as pool:
+                for f in [pool.submit(run, ks) for ks in groups.values()]:
+                    f.result()
+        else:
+            for ks in groups.values():
+                run(ks)
+        for k in range(len(items)):
+            c, records, profile = results[k]
+            c.write_wall_s = 0.0
+            counters.add(c)
+            if self.keep_records:
+                self.records.extend(records)
+            if self.profile is not None:
+                self.profile.extend(profile)
+        counters.write_wall_s += time.perf_counter() - t0
+
+    def _run_request(self, tile: Tile, req: SwitchRequest, plans, seeds):
+        """The programs of one request on one tile, in order; the tile's states are what the
+        engine returned after each. Returns (counters, records, profile rows)."""
+        counters, records, profile = WriteCounters(), [], []
         tgt = req.direction.target_state
-        for targets, p_col in split_levels(req, self.settings.levels):
+        for level, ((targets, p_col), seed) in enumerate(zip(plans, seeds)):
             t0 = time.perf_counter()
             planned = build_program(tile.xbar, req.direction, targets, p_col, self.settings)
-            seed = int(self.rng.integers(0, 2 ** 31 - 1))
-            r = write(tile.xbar, planned.program, seed, engine=self.engine)
             before = tile.xbar.states.copy()
-            tile.xbar.states = np.asarray(r.states_after, dtype=np.int8).copy()
-            energy = float(r.energy.energy_j) if getattr(r, "energy", None) is not None else 0.0
+            out = run_program(tile.xbar, planned.program, seed, self.engine,
+                              self.settings.pulse_by_pulse)
+            tile.xbar.states = out.states_after.copy()
             p = np.where(targets, np.nan_to_num(p_col)[None, :], 0.0)
-            _count(counters, targets, p, before, tile.xbar.states, tgt, r.disturbed, energy,
-                   planned.program.duration_s)
+            _count(counters, targets, p, before, tile.xbar.states, tgt, out.disturbed,
+                   out.energy_j, planned.program.duration_s)
             counters.programs += 1
             counters.pulses += len(planned.program.pulses())
-            counters.write_wall_s += time.perf_counter() - t0
+            wall = time.perf_counter() - t0
             if self.keep_records:
-                self.records.append(_record(tile, req.direction, targets, p_col, before,
-                                            tile.xbar.states, r.write_errors, r.disturbed))
+                records.append(_record(tile, req.direction, targets, p_col, before,
+                                       tile.xbar.states, out.write_errors, out.disturbed))
+            if self.profile is not None:
+                widths = planned.program.widths()
+                profile.append({
+                    "tile": tile.name, "direction": req.direction.value, "level": level,
+                    "targets": int(targets.sum()), "pulses": len(widths),
+                    "writes": out.writes, "width_min_ns": min(widths) * 1e9,
+                    "width_max_ns": max(widths) * 1e9,
+                    "duration_ns": planned.program.duration_s * 1e9,
+                    "dynamic_mean": out.dynamic_mean, "time_points": out.time_points,
+                    "engine_s": out.engine_s, "wall_s": wall,
+                    "switched": int((out.states_after != before).sum()),
+                    "disturbs": int(out.disturbed.sum()),
+                    # to replay the program (e.g. in one transient)
+                    "program": planned.program, "seed": seed, "states_before": before})
+        return counters, records, profile
 
     def state(self) -> dict:
         return self.rng.bit_generator.state
 
     def set_state(self, state: dict) -> None:
         self.rng.bit_generator.state = state
+
+
+@dataclass
+class ProgramOutcome:
+    """What the engine wrote for one program (over all of its writes)."""
+
+    states_after: np.ndarray       # int8 (rows, cols)
+    disturbed: np.ndarray          # bool: non-targets of the program whose state changed
+    write_errors: np.ndarray       # bool: targets of the program not in the target state
+    energy_j: float
+    writes: int                    # engine calls (transients)
+    time_points: int               # summed over the writes
+    dynamic_mean: float            # mean number of cells with the switching model per write
+    engine_s: float                # ngspice (or fast engine) time, summed
+
+
+def run_program(xbar, program: PulseProgram, seed: int, engine: Engine,
+                pulse_by_pulse: bool = True) -> ProgramOutcome:
+    """Write ``program`` on ``xbar`` (its states are left unchanged): in one transient, or
+    pulse by pulse, each pulse a write of its own from the states the previous one returned.
+    Pulse k uses ``seed`` (k = 0) or the k-th draw of ``default_rng(seed)``."""
+    pulses = program.pulses()
+    if pulse_by_pulse and len(pulses) > 1:
+        extra = np.random.default_rng(seed).integers(0, 2 ** 31 - 1, size=len(pulses) - 1)
+        seeds = [seed] + [int(s) for s in extra]
+        subs = [dataclasses.replace(program, targets=program.targets & (r[:, None] & c[None, :]),
+                                    widths_s=(w,))
+                for (r, c), w in zip(pulses, program.widths())]
+    else:
+        seeds, subs = [seed], [program]
+    before = xbar.states.copy()
+    states = before
+    energy = engine_s = 0.0
+    points = dynamic = 0
+    try:
+        for sub, s in zip(subs, seeds):
+            xbar.states = states
+            r = write(xbar, sub, s, engine=engine)
+            states = np.asarray(r.states_after, dtype=np.int8).copy()
+            if getattr(r, "energy", None) is not None:
+                energy += float(r.energy.energy_j)
+            points += r.n_time_points
+            dynamic += int(np.asarray(r.dynamic).sum())
+            engine_s += float(r.timings_s.get("ngspice_s", r.timings_s.get("fast_s", 0.0)))
+    finally:
+        xbar.states = before
+    changed = states != before
+    return ProgramOutcome(
+        states_after=states, disturbed=~program.targets & changed,
+        write_errors=program.targets & (states != program.direction.target_state),
+        energy_j=energy, writes=len(subs), time_points=points,
+        dynamic_mean=dynamic / len(subs), engine_s=engine_s)
 
 
 def _count(c: WriteCounters, targets, p, before, after, tgt, disturbed, energy_j, duration_s):

@@ -60,6 +60,9 @@ class WriteSettings:
     v_gate_write_v: float = 1.2
     levels: int = 1                       # probability levels per column (programs per request)
     mean_field: bool = True
+    # Run a program's pulses as consecutive writes, one transient per pulse (fresh thresholds
+    # per pulse, states carried over): see docs/training.md, "ngspice in the loop".
+    pulse_by_pulse: bool = True
 
     def __post_init__(self):
         if self.scheme is not None and not isinstance(self.scheme, WriteScheme):
