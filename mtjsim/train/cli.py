@@ -11,6 +11,7 @@ from mtjsim.devices.mtj import preset_names
 from mtjsim.engines import Engine
 from mtjsim.ops.write import WriteScheme
 from mtjsim.train.datasets import DatasetName, Encoding
+from mtjsim.train.network import SteCenter
 from mtjsim.train.rules import Rule
 
 
@@ -41,12 +42,22 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
                         "mnist5k 128)")
     g.add_argument("--encoding", choices=[e.value for e in Encoding], default=None,
                    help="input encoding (default: analog for wine, ternary pixels otherwise)")
+    g.add_argument("--standardize-images", action="store_true",
+                   help="images: per-pixel standardized (centred) inputs, ternary pixels in "
+                        "{-1, 0, +1} (default: ink 1, background 0)")
     g.add_argument("--epochs", type=int, default=10, help="epochs (default 10)")
     g.add_argument("--batch-size", type=int, default=42, help="mini-batch size (default 42)")
     g.add_argument("--lr", type=float, default=0.3,
                    help="learning rate: flip probability per unit normalized gradient")
     g.add_argument("--lr-decay", type=float, default=0.8, help="per-epoch lr factor (0.8)")
     g.add_argument("--gxnor-m", type=float, default=3.0, help="GXNOR: P = tanh(m |v|) (3)")
+    g.add_argument("--act-threshold", type=float, default=0.3,
+                   help="hidden ternary activation: comparators at +-t sqrt(rows) (0.3)")
+    g.add_argument("--ste-window", type=float, default=1.0,
+                   help="straight-through half-width, units of sqrt(rows) (1)")
+    g.add_argument("--ste-center", choices=[c.value for c in SteCenter], default="zero",
+                   help="straight-through window around 0 (default) or around the ternary "
+                        "thresholds (GXNOR)")
     g.add_argument("--seed", type=int, default=0, help="seed of data split, init and writes")
     g = t.add_argument_group("arrays")
     g.add_argument("--array", choices=[k.value for k in ArrayKind], default="passive")
@@ -94,8 +105,11 @@ def config_from_args(a):
         r_driver_ohm=a.r_driver_ohm, device=a.device,
         diameter_m=None if a.diameter_nm is None else a.diameter_nm * 1e-9,
         variation_sigma=a.variation, hidden=hidden,
-        encoding=None if a.encoding is None else Encoding(a.encoding), epochs=a.epochs,
-        batch_size=a.batch_size, lr=a.lr, lr_decay=a.lr_decay, gxnor_m=a.gxnor_m, seed=a.seed,
+        encoding=None if a.encoding is None else Encoding(a.encoding),
+        standardize_images=a.standardize_images, epochs=a.epochs,
+        batch_size=a.batch_size, lr=a.lr, lr_decay=a.lr_decay, gxnor_m=a.gxnor_m,
+        ternary_act_threshold=a.act_threshold, ste_window=a.ste_window,
+        ste_center=SteCenter(a.ste_center), seed=a.seed,
         engine=Engine(a.engine), v_read_v=a.v_read_v,
         scheme=None if a.scheme is None else WriteScheme(a.scheme), i_ratio=a.i_ratio,
         v_set_v=a.v_set_v, v_reset_v=a.v_reset_v, levels=a.levels,

@@ -33,7 +33,7 @@ from mtjsim.ops.write import Direction, WriteScheme
 from mtjsim.runs import write_json, write_npz
 from mtjsim.train.backends import CircuitBackend, IdealBackend, WriteCounters
 from mtjsim.train.datasets import Dataset, DatasetName, Encoding, load_dataset
-from mtjsim.train.network import ArrayNetwork, NetworkSpec
+from mtjsim.train.network import ArrayNetwork, NetworkSpec, SteCenter
 from mtjsim.train.programs import SwitchRequest, WriteSettings
 from mtjsim.train.rules import (
     Plan, Rule, forward, gradients, gxnor_plan, predict, stochastic_binary_plan,
@@ -62,13 +62,15 @@ class TrainConfig:
     variation_sigma: float = 0.0           # device-to-device diameter sigma (fraction)
     hidden: tuple[int, ...] | None = None  # default per dataset (DEFAULT_HIDDEN)
     encoding: Encoding | None = None       # default: analog for Wine, ternary pixels else
+    standardize_images: bool = False       # images: per-pixel standardized (centred) inputs
     epochs: int = 10
     batch_size: int = 42
     lr: float = 0.3
     lr_decay: float = 0.8                  # per epoch
     gxnor_m: float = 3.0
     ternary_act_threshold: float = 0.3     # hidden ternary activation at |z| > t sqrt(rows)
-    ste_window: float = 1.0                # straight-through window |z| <= w sqrt(rows)
+    ste_window: float = 1.0                # straight-through half-width, units of sqrt(rows)
+    ste_center: SteCenter = SteCenter.ZERO  # window around 0, or around +-t (GXNOR)
     p_min: float = 0.01                    # requests below this probability are dropped
     seed: int = 0
     engine: Engine = Engine.FAST
@@ -85,7 +87,7 @@ class TrainConfig:
 
     def __post_init__(self):
         for name, enum_type in (("dataset", DatasetName), ("rule", Rule), ("array", ArrayKind),
-                                ("engine", Engine)):
+                                ("engine", Engine), ("ste_center", SteCenter)):
             v = getattr(self, name)
             if not isinstance(v, enum_type):
                 object.__setattr__(self, name, enum_type(v))
@@ -131,6 +133,12 @@ class TrainConfig:
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def load_data(cfg: TrainConfig) -> Dataset:
+    """The dataset, split and encoding ``cfg`` asks for."""
+    return load_dataset(cfg.dataset, cfg.input_encoding, seed=cfg.seed,
+                        standardize_images=cfg.standardize_images)
+
+
 def array_spec(cfg: TrainConfig) -> ArraySpec:
     over = {} if cfg.diameter_m is None else {"diameter_m": cfg.diameter_m}
     return ArraySpec(kind=cfg.array, rows=cfg.tile_rows, cols=cfg.tile_cols,
@@ -147,7 +155,7 @@ def build_network(cfg: TrainConfig, data: Dataset) -> ArrayNetwork:
     spec = NetworkSpec(sizes=(data.n_features, *cfg.hidden_sizes, data.n_classes),
                        weight_kind=cfg.rule.weight_kind, tile_rows=cfg.tile_rows,
                        tile_cols=cfg.tile_cols, ternary_act_threshold=cfg.ternary_act_threshold,
-                       ste_window=cfg.ste_window)
+                       ste_window=cfg.ste_window, ste_center=cfg.ste_center)
     var = Variation(diameter_sigma_d2d=cfg.variation_sigma)
     return ArrayNetwork(spec, array_spec(cfg), variation=var, device_seed=cfg.seed * 1000)
 
@@ -262,7 +270,7 @@ def _make_backends(cfg: TrainConfig, keep_records=False):
 def train(cfg: TrainConfig, out: Path | None = None, *, progress: bool = True,
           resume: bool = True, data: Dataset | None = None) -> TrainResult:
     """Run ``cfg``; with ``out`` write the run folder (and resume from its checkpoint)."""
-    data = data or load_dataset(cfg.dataset, cfg.input_encoding, seed=cfg.seed)
+    data = data or load_data(cfg)
     if cfg.rule is Rule.EXSITU_BINARY:
         return train_exsitu(cfg, out, data=data, progress=progress)
     net = build_network(cfg, data)

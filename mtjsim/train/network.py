@@ -37,6 +37,13 @@ class WeightKind(enum.Enum):
     TERNARY = "ternary"    # {-1, 0, +1}
 
 
+class SteCenter(enum.Enum):
+    """Where the straight-through window of a hidden activation sits."""
+
+    ZERO = "zero"              # |z| <= w sqrt(rows): one window around 0
+    THRESHOLDS = "thresholds"  # ||z| - t sqrt(rows)| <= w sqrt(rows): GXNOR, around +-t
+
+
 def encode_pairs(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(s_plus, s_minus) states of the two MTJs of each weight (0 = P, 1 = AP)."""
     w = np.asarray(w)
@@ -131,9 +138,12 @@ class NetworkSpec:
     tile_rows: int = 15
     tile_cols: int = 15
     ternary_act_threshold: float = 0.3     # hidden ternary activation: |z| > t sqrt(n_rows)
-    ste_window: float = 1.0                # straight-through window: |z| <= w sqrt(n_rows)
+    ste_window: float = 1.0                # straight-through half-width, units of sqrt(n_rows)
+    ste_center: SteCenter = SteCenter.ZERO  # window around 0 or around the thresholds
 
     def __post_init__(self):
+        if not isinstance(self.ste_center, SteCenter):
+            object.__setattr__(self, "ste_center", SteCenter(self.ste_center))
         if len(self.sizes) < 2:
             raise ValueError(f"sizes={self.sizes}: need at least (inputs, outputs)")
         for k, n in enumerate(self.sizes):
@@ -228,5 +238,15 @@ def activation(z: np.ndarray, spec: NetworkSpec, n_rows: int) -> np.ndarray:
 
 
 def ste_mask(z: np.ndarray, spec: NetworkSpec, n_rows: int) -> np.ndarray:
-    """Straight-through estimator of the activation's derivative: 1 inside the window."""
-    return (np.abs(z) <= spec.ste_window * math.sqrt(n_rows)).astype(float)
+    """Straight-through estimator of the activation's derivative: 1 inside the window.
+
+    ``ZERO``: ``|z| <= w sqrt(rows)``. ``THRESHOLDS`` (GXNOR's rectangular approximation of
+    the ternary step's derivative, Deng et al. 2018): windows of half-width ``w sqrt(rows)``
+    centred on the comparator thresholds, ``||z| - t sqrt(rows)| <= w sqrt(rows)``; only
+    neurons near a decision threshold pass a gradient. For a sign activation (t = 0) the two
+    are the same window."""
+    w = spec.ste_window * math.sqrt(n_rows)
+    if spec.ste_center is SteCenter.THRESHOLDS and spec.weight_kind is WeightKind.TERNARY:
+        th = spec.ternary_act_threshold * math.sqrt(n_rows)
+        return (np.abs(np.abs(z) - th) <= w).astype(float)
+    return (np.abs(z) <= w).astype(float)
