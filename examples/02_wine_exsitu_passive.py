@@ -64,21 +64,30 @@ def main(n_sets: int = 300, hidden=(14,), r_wires_ohm=(1.0, 5.0, 20.0),
 
 
 def _figure(results, n_sets, scheme):
+    """Accuracy and fidelity distributions of every (wire, diameter) configuration, and
+    their means against wire resistance."""
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
-    first = results[0]
     ax = axes[0]
     bins = np.linspace(0.5, 1.0, 26)
-    ax.hist(first["software_test_acc"], bins=bins, alpha=0.6, label="software (intended)")
-    ax.hist(first["circuit_test_acc"], bins=bins, alpha=0.6, label="after the write (circuit)")
+    ax.hist(results[0]["software_test_acc"], bins=bins, color="0.6", alpha=0.5,
+            label="software (intended)")
+    for k, r in enumerate(results):
+        ax.hist(r["circuit_test_acc"], bins=bins, histtype="step", color=f"C{k}",
+                label=f"circuit, {r['r_wire_ohm']:g} ohm, {r['diameter_nm']:g} nm")
     ax.set_xlabel("test accuracy")
     ax.set_ylabel("weight sets")
-    ax.set_title(f"{n_sets} weight sets, r_wire {first['r_wire_ohm']:g} ohm, "
-                 f"{first['diameter_nm']:g} nm, {scheme}", fontsize=9)
-    ax.legend(fontsize=8)
+    ax.set_title(f"{n_sets} weight sets written with {scheme}", fontsize=9)
+    ax.legend(fontsize=7)
     ax = axes[1]
-    ax.hist(first["fidelity"], bins=20, color="C2")
+    lo = min(min(r["fidelity"]) for r in results)
+    fbins = np.linspace(min(lo, 0.99) - 1e-3, 1.0 + 1e-3, 30)
+    for k, r in enumerate(results):
+        ax.hist(r["fidelity"], bins=fbins, histtype="step", color=f"C{k}",
+                label=f"{r['r_wire_ohm']:g} ohm, {r['diameter_nm']:g} nm")
+    ax.set_yscale("log")
     ax.set_xlabel("write fidelity (cells in the intended state)")
     ax.set_ylabel("weight sets")
+    ax.legend(fontsize=7)
     ax = axes[2]
     for d in sorted({r["diameter_nm"] for r in results}):
         rs = [r for r in results if r["diameter_nm"] == d]
