@@ -51,6 +51,11 @@ class Solution:
     power_w: dict              # delivered, array, wires, access, periphery
     iterations: int
 
+    @property
+    def i_flat(self) -> np.ndarray:
+        """MTJ currents flattened row-major (a view)."""
+        return self.i_cell_a.ravel()
+
 
 class _Reduced:
     """The write network restricted to the rows ``act`` (all rows of a passive array): node

@@ -168,7 +168,6 @@ def quasi_static_write(xbar, program, seed, *, update_states=False, threshold_sc
             # gates ramp with the other lines, as the netlist's PWL sources do
             sol = net.solve(states, frac * row_v, frac * col_v,
                             None if gate_v is None else frac * gate_v)
-            sol.i_flat = sol.i_cell_a.ravel()
             solved[frac] = sol
         return sol
 
