@@ -21,21 +21,12 @@ ngspice is skipped (``-``) at 128x128 unless --with-ngspice-128 (about 90 s) and
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 
 from mtjsim.circuit.crossbar import ArrayKind, ArraySpec, Crossbar
 from mtjsim.engines.fast import FastReadEngine, ReadMode
-
-
-def best_of(fn, repeat):
-    best, out = np.inf, None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
+from timing import best_of
 
 
 def main() -> None:

@@ -34,6 +34,7 @@ import numpy as np
 
 from mtjsim.circuit.crossbar import ArrayKind, ArraySpec, Crossbar
 from mtjsim.engines.fast import FastReadEngine, ReadMode
+from timing import best_of
 
 PEER_READ_S = {128: 11.5e-3, 256: 143e-3}     # issue 5: CrossSim 3.2 at 3e-9
 PEER_BATCH100_S = 1.4
@@ -103,15 +104,6 @@ def run_sequence(a):
                       f"{peer / s['median'] if peer else float('nan'):7.1f} "
                       f"{target if target else '-':>9} {s['max_err']:8.1e} {s['checks']:6d} "
                       f"{s['refactors']:9d} {s['iters']:5d}", flush=True)
-
-
-def best_of(fn, repeat=5):
-    best, out = np.inf, None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
 
 
 def run_feedforward(a):
