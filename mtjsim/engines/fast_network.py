@@ -126,7 +126,6 @@ class _Reduced:
             lin_g += [np.full(k + C, gd)]
             group += ["periphery"] * (k + C)
         self.n, self.n_free = n, n_free
-        self.fixed_row, self.fixed_col = fixed_row, fixed_col
         self.fixed = np.concatenate([fixed_row, fixed_col])
         self.lin_a = np.concatenate(lin_a).astype(int) if lin_a else np.zeros(0, int)
         self.lin_b = np.concatenate(lin_b).astype(int) if lin_b else np.zeros(0, int)

@@ -12,6 +12,7 @@ import time
 import numpy as np
 
 from mtjsim.engines import fast
+from mtjsim.engines.fast_write import quasi_static_write
 from mtjsim.ops.read import ReadResult, as_input_batch, resolve_reference
 
 
@@ -45,5 +46,4 @@ def fast_read(xbar, inputs_v, *, settings, i_ref_a=None) -> ReadResult:
 
 
 def fast_write(xbar, program, seed, *, update_states=False):
-    from mtjsim.engines.fast_write import quasi_static_write
     return quasi_static_write(xbar, program, seed, update_states=update_states)

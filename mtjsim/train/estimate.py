@@ -29,20 +29,10 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from mtjsim.circuit.crossbar import ArrayKind, Crossbar
+from mtjsim.engines.fast import mtj_current
 from mtjsim.ops.write import PulseProgram, line_levels
 
 R_MIN_OHM = 1e-3        # stands in for a 0-ohm wire or driver (SPICE merges those nodes)
-
-
-def mtj_iv(v, s, r_p, tmr0, v_h):
-    """Current and dI/dV of the MTJ branch of models/mtj_stt.lib at bias ``v``, state ``s``."""
-    x = (v / v_h) ** 2
-    tmr = tmr0 / (1 + x)
-    inv = 1.0 / (1 + tmr)
-    g = (1 - s) / r_p + s * inv / r_p
-    dtmr = -tmr0 * 2 * v / (v_h ** 2 * (1 + x) ** 2)
-    dg = s / r_p * (-(inv ** 2)) * dtmr
-    return g * v, g + v * dg
 
 
 def nmos_iv(v_d, v_s, v_g, beta, vto, lam):
@@ -180,7 +170,7 @@ def _solve(net: _Net, n_pulses, rows, cols, beta, vto, lam, tol_v, max_iter) -> 
     v = spla.spsolve(k0.tocsc(), rhs)
     for _ in range(max_iter):
         vm = v[mt] - v[mb]
-        im, dm = mtj_iv(vm, ms, rp, tmr0, vh)
+        im, dm = mtj_current(vm, ms, rp, tmr0, vh)
         if len(fd):
             i_f, di_d, di_s = nmos_iv(v[fd], v[fs], fg, beta, vto, lam)
         else:
@@ -205,7 +195,7 @@ def _solve(net: _Net, n_pulses, rows, cols, beta, vto, lam, tol_v, max_iter) -> 
     volt = np.full((n_pulses, rows, cols), np.nan)
     if tags is not None:
         vm = v[mt] - v[mb]
-        im, _ = mtj_iv(vm, ms, rp, tmr0, vh)
+        im, _ = mtj_current(vm, ms, rp, tmr0, vh, derivative=False)
         out[tags[0], tags[1], tags[2]] = im
         volt[tags[0], tags[1], tags[2]] = vm
     return out, volt

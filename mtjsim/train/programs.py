@@ -29,7 +29,8 @@ from scipy.optimize import brentq
 from mtjsim.circuit.crossbar import ArrayKind, Crossbar
 from mtjsim.devices.switching import LNTH_MIN
 from mtjsim.ops.write import Direction, Parallelism, PulseProgram, WriteScheme
-from mtjsim.train.estimate import mtj_iv, pulse_currents
+from mtjsim.engines.fast import mtj_current
+from mtjsim.train.estimate import pulse_currents
 from mtjsim.validation import check_int, check_range
 
 #: Selected-cell current over I_c0 used to choose the write voltage, per scheme: V/2 and V/3
@@ -271,7 +272,8 @@ def build_program(xbar: Crossbar, direction: Direction, targets: np.ndarray, p_c
         _, v_all = pulse_currents(xbar, probe, states, return_voltage=True)
         v_t = v_all[k_t, ti, tj]
         c = xbar.cells
-        i_pre, _ = mtj_iv(v_t, s0[ti, tj], c.r_p_ohm[ti, tj], c.tmr0[ti, tj], c.v_h_v[ti, tj])
+        i_pre, _ = mtj_current(v_t, s0[ti, tj], c.r_p_ohm[ti, tj], c.tmr0[ti, tj],
+                               c.v_h_v[ti, tj], derivative=False)
         i_t = sign * i_pre
         widths = _widths_for(i_t / i_c0[ti, tj], p_col, tj, params_t, settings, spec.cols)
     widths_s = tuple(float(widths[j]) for j in order)
