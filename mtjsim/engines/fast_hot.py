@@ -1,0 +1,319 @@
+"""The write network of a 1T1R column pulse reduced to its hot cells: the fast engine's
+write path for the programs training issues (one pulse per column).
+
+A column pulse of the 1T1R scheme drives one bit line (column j) to a level H and holds
+every other line of the gated rows at one level L: the source lines of the gated rows and
+the idle bit lines (SET: H = V, L = 0; RESET: H = 0, L = V). Only the k gated cells of
+column j (the *hot* cells) see a bias. The other cells of the gated rows (*idle* cells) sit
+at L on both sides and only carry what the IR drop of the hot currents along the source
+lines pushes through them (microamps). The full network of such a pulse has ~1,500 unknowns
+at 64x64 (``fast_network``); this one has 3k + 1 plus a tridiagonal solve per source line.
+
+* **Hot cells, exact**: MTJ (bias-dependent TMR), level-1 NMOS and its two junctions, the
+  selected bit line between them (merged segments, driver), solved by dense Newton for all
+  ramp fractions of a pulse at once (one batched ``numpy.linalg.solve`` per iteration).
+* **Source lines, linear**: each hot cell's source line is its driving-point impedance at
+  column j, from the line itself (driver, segments) with every idle cell a linear shunt:
+  the MTJ at zero bias in series with the channel at V_ds = 0 (the same level-1 equations,
+  gate at its ramp fraction) and the bit-line path to that bit line's driver. The idle
+  cells' bit lines take the shunt currents of every gated row: the line voltages and those
+  bit-line voltages are solved together by block Jacobi (source lines | bit lines) to
+  ``tol`` of the current (a few rounds: a bit line's path to its driver is tens of ohms,
+  an idle cell kilo-ohms).
+* The idle cells' currents (for the waveforms and the energy) follow from the same solve.
+
+Neglected, against the full network: the idle cells' nonlinearity at their millivolt bias
+(TMR bias dependence (v/V_h)^2 ~ 1e-4, the channel's V_ds/2 term against V_gst), and the
+junction leakage of idle drains and sources (~1e-14 A). tests/test_fast_hot.py compares
+both networks; the validation harness compares the write with ngspice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.linalg import solve_banded
+
+from mtjsim.circuit.crossbar import ArrayKind
+from mtjsim.devices.mtj import mtj_conductance_s
+from mtjsim.engines.fast import junction_current, mtj_current, nmos_current
+from mtjsim.engines.fast_network import FastSolveError, Solution
+
+R_MIN_OHM = 1e-3        # stands in for a 0-ohm wire or driver (SPICE merges those nodes)
+JACOBI_TOL = 1e-9       # relative change of the idle currents at which the rounds stop
+JACOBI_MAX_ROUNDS = 60
+
+
+class HotColumnNetwork:
+    """Solves 1T1R column pulses of one Crossbar (states passed per call)."""
+
+    def __init__(self, xbar):
+        spec = xbar.spec
+        if spec.kind is not ArrayKind.ONE_T_ONE_R:
+            raise ValueError("HotColumnNetwork: the array must be 1T1R")
+        self.spec = spec
+        ones = np.ones(spec.shape)
+        self.rp = np.asarray(xbar.cells.r_p_ohm, float) * ones
+        self.tmr0 = np.asarray(xbar.cells.tmr0, float) * ones
+        self.vh = np.asarray(xbar.cells.v_h_v, float) * ones
+        tr = spec.transistor
+        self.tr = tr
+        self.beta = tr.kp_a_per_v2 * tr.w_m / tr.l_m
+        self.r_w = max(spec.r_wire_ohm, R_MIN_OHM)
+        self.r_d = max(spec.r_driver_ohm, R_MIN_OHM)
+        self.newton_iterations = 0
+
+    # --- which pulses this network describes --------------------------------------------
+    def column_pulse(self, v_row, v_col, v_gate):
+        """(j, L, H, gated rows) when the levels are a column pulse as described above,
+        else None (the caller solves the full network)."""
+        v_row, v_col, v_gate = (np.asarray(a, float) for a in (v_row, v_col, v_gate))
+        floor = min(0.0, float(v_row.min()), float(v_col.min()))
+        rows = np.flatnonzero(v_gate - self.tr.vto_v > floor)
+        if rows.size == 0:
+            return None
+        level = v_row[rows[0]]
+        if np.any(v_row[rows] != level):
+            return None
+        hot = np.flatnonzero(v_col != level)
+        if hot.size != 1:
+            return None
+        return int(hot[0]), float(level), float(v_col[hot[0]]), rows
+
+    # --- the solve ------------------------------------------------------------------------
+    def solve_fractions(self, states, fracs, v_row, v_col, v_gate, **kw) -> list[Solution]:
+        """Solutions of one column pulse at the ramp fractions ``fracs`` of its levels (all
+        lines and gates scaled together, as the netlist's PWL sources do)."""
+        pulse = self.column_pulse(v_row, v_col, v_gate)
+        if pulse is None:
+            raise ValueError("not a 1T1R column pulse: use fast_network.WriteNetwork")
+        j, lv, hv, rows = pulse
+        floor = min(0.0, float(np.min(v_row)), float(np.min(v_col)))
+        B = len(fracs)
+        items = Items(rows=np.tile(rows, (B, 1)), j=np.full(B, j), lv=np.full(B, lv),
+                      hv=np.full(B, hv), frac=np.asarray(fracs, float),
+                      v_gate=np.tile(np.asarray(v_gate, float)[rows], (B, 1)),
+                      floor=np.full(B, floor),
+                      states=np.broadcast_to(np.asarray(states, float).reshape(
+                          self.spec.shape)[rows], (B, rows.size, self.spec.cols)))
+        out = self.solve_items(items, **kw)
+        return [out.solution(q, self.spec.shape) for q in range(B)]
+
+    def solve_items(self, it: "Items", *, tol_v=1e-9, max_iter=60,
+                    max_step_v=0.2) -> "Solved":
+        """Solve a batch of (pulse, fraction) items with the same number of gated rows."""
+        spec = self.spec
+        R, C = spec.shape
+        B, k = it.rows.shape
+        f = it.frac[:, None]                                         # (B, 1)
+        vg = f * it.v_gate                                           # (B, k)
+        on = vg - self.tr.vto_v > f * it.floor[:, None]              # rows in the network
+        bi = np.arange(B)[:, None]
+        rp, tmr0, vh = (a[it.rows, it.j[:, None]] for a in (self.rp, self.tmr0, self.vh))
+        cell_s = it.states[bi, np.arange(k)[None, :], it.j[:, None]]          # (B, k)
+        idle = self._idle_lines(it, f, vg, on)
+
+        # hot nodes: bit line at the gated rows 0..k-1, bottom k; drains; sources
+        nb = k + 1
+        b, d, so = np.arange(k), nb + np.arange(k), nb + k + np.arange(k)
+        n = nb + 2 * k
+        gaps = np.diff(np.concatenate([it.rows, np.full((B, 1), R)], axis=1), axis=1)
+        g_seg = 1.0 / np.maximum(spec.r_wire_ohm * gaps, R_MIN_OHM)            # (B, k)
+        g_lin = np.zeros((B, n, n))
+        seg_a, seg_b = np.arange(k), np.arange(1, k + 1)
+        g_lin[:, seg_a, seg_a] += g_seg
+        g_lin[:, seg_b, seg_b] += g_seg
+        g_lin[:, seg_a, seg_b] -= g_seg
+        g_lin[:, seg_b, seg_a] -= g_seg
+        g_d = 1.0 / self.r_d
+        g_lin[:, k, k] += g_d
+        rhs = np.zeros((B, n))
+        rhs[:, k] = g_d * it.frac * it.hv
+        g_tie = 1.0 / np.maximum(idle["z_ohm"], R_MIN_OHM)                     # (B, k)
+        g_lin[:, so, so] += g_tie
+        rhs[:, so] = g_tie * f * it.lv[:, None]
+
+        def devices(x, jac):
+            vb, vd, vs = x[:, b], x[:, d], x[:, so]
+            i_m, g_m = mtj_current(vb - vd, cell_s, rp, tmr0, vh, derivative=jac)
+            i_ch, a_d, a_s = nmos_current(vd, vs, vg, self.tr, derivative=jac)
+            i_ch = np.where(on, i_ch, 0.0)
+            j_d, gj_d = junction_current(vd)
+            j_s, gj_s = junction_current(vs)
+            res = np.einsum("bij,bj->bi", g_lin, x) - rhs
+            res[:, b] += i_m
+            res[:, d] += -i_m + i_ch + j_d
+            res[:, so] += j_s - i_ch
+            if not jac:
+                return res, i_m, i_ch, None
+            a_d, a_s = np.where(on, a_d, 0.0), np.where(on, a_s, 0.0)
+            J = g_lin.copy()
+            J[:, b, b] += g_m
+            J[:, d, d] += g_m + a_d + gj_d
+            J[:, b, d] -= g_m
+            J[:, d, b] -= g_m
+            J[:, d, so] += a_s
+            J[:, so, d] -= a_d
+            J[:, so, so] += gj_s - a_s
+            return res, i_m, i_ch, J
+
+        # start: bit line at H, sources at L, drains where the zero-bias MTJ and the
+        # channel's on-resistance divide the cell voltage
+        hv, lv = f * it.hv[:, None], f * it.lv[:, None]
+        x = np.empty((B, n))
+        x[:, :nb] = hv
+        x[:, so] = lv
+        g0 = mtj_conductance_s(0.0, cell_s, rp, tmr0, vh)
+        g_on = self.beta * np.maximum(vg - np.minimum(hv, lv) - self.tr.vto_v, 1e-3)
+        x[:, d] = lv + (hv - lv) * g0 / (g0 + g_on)
+        for iters in range(1, max_iter + 1):
+            res, _, _, J = devices(x, True)
+            dx = -np.linalg.solve(J, res[..., None])[..., 0]
+            step = np.abs(dx).max(axis=1, keepdims=True)
+            x += dx * np.minimum(1.0, max_step_v / np.maximum(step, 1e-300))
+            if step.max() < tol_v:
+                break
+        else:
+            raise FastSolveError(f"fast write (hot cells): Newton did not converge in "
+                                 f"{max_iter} iterations (last step {step.max():.3g} V)")
+        self.newton_iterations += iters
+        _, i_m, i_ch, _ = devices(x, False)
+        return self._results(it, x, np.where(on, i_m, 0.0), i_ch, idle, g_seg, iters)
+
+    def _idle_lines(self, it, f, vg, on):
+        """Source lines of the gated rows with their idle cells, linear, per item: node
+        voltages (above L) per ampere injected at column j, the idle cells' currents per
+        ampere, and the driving-point impedance at j. Block Jacobi between the lines
+        (banded solves) and the idle bit lines (chains down to their drivers, shared by
+        all gated rows)."""
+        spec = self.spec
+        R, C = spec.shape
+        B, k = vg.shape
+        bi, ki = np.arange(B)[:, None], np.arange(k)[None, :]
+        # idle cell conductance: zero-bias MTJ in series with the channel at V_ds = 0
+        g_m = mtj_conductance_s(0.0, it.states, self.rp[it.rows], self.tmr0[it.rows],
+                                self.vh[it.rows])                                 # (B, k, C)
+        g_ch = np.where(on, self.beta * np.maximum(vg - f * it.lv[:, None] - self.tr.vto_v,
+                                                   0.0), 0.0)                       # (B, k)
+        with np.errstate(divide="ignore"):
+            g_cell = np.where(g_ch[..., None] > 0,
+                              1.0 / (1.0 / g_m + 1.0 / np.maximum(g_ch, 1e-300)[..., None]),
+                              0.0)
+        g_cell[bi, ki, it.j[:, None]] = 0.0                    # the hot cell is not idle
+        # source lines: nodes 0 (driver output) .. C (cell C-1), stacked (B, k, C + 1)
+        gw, gd = 1.0 / self.r_w, 1.0 / self.r_d
+        diag = np.zeros((B, k, C + 1))
+        diag[..., 0] = gd
+        diag[..., :-1] += gw
+        diag[..., 1:] += gw + g_cell
+        off = np.full((B, k, C + 1), -gw)
+        off[..., -1] = 0.0                                     # no coupling between lines
+        ab = np.zeros((3, B * k * (C + 1)))
+        ab[0, 1:] = off.ravel()[:-1]
+        ab[1] = diag.ravel()
+        ab[2, :-1] = off.ravel()[:-1]
+        inject = np.zeros((B, k, C + 1))
+        inject[bi, ki, it.j[:, None] + 1] = 1.0
+        # mutual impedance of an idle bit line between gated rows r1, r2 (to its driver)
+        zb = spec.r_driver_ohm + spec.r_wire_ohm * (
+            R - np.maximum(it.rows[:, :, None], it.rows[:, None, :]))            # (B, k, k)
+        w = np.zeros((B, k, C))                                # bit-line voltage above L
+        rhs = inject.copy()
+        i_prev = None
+        for _ in range(JACOBI_MAX_ROUNDS):
+            rhs[..., 1:] = inject[..., 1:] + g_cell * w
+            u = solve_banded((1, 1), ab, rhs.ravel(), check_finite=False).reshape(B, k, C + 1)
+            i_sh = g_cell * (u[..., 1:] - w)                   # line -> idle bit line
+            w = np.einsum("bpq,bqc->bpc", zb, i_sh)
+            if i_prev is not None and np.abs(i_sh - i_prev).max(initial=0.0) <= (
+                    JACOBI_TOL * max(np.abs(i_sh).max(initial=0.0), 1e-300)):
+                break
+            i_prev = i_sh
+        return {"u": u, "i_sh": i_sh, "g_m": g_m, "g_ch": g_ch,
+                "z_ohm": u[bi, ki, it.j[:, None] + 1]}
+
+    def _results(self, it, x, i_m, i_ch, idle, g_seg, iters) -> "Solved":
+        spec = self.spec
+        R, C = spec.shape
+        B, k = it.rows.shape
+        nb = k + 1
+        bi, ki = np.arange(B)[:, None], np.arange(k)[None, :]
+        vb, vd, vs = x[:, :k], x[:, nb:nb + k], x[:, nb + k:]
+        f = it.frac[:, None]
+        # idle cells: per ampere injected, times the current each hot cell pushes into its
+        # source line; the MTJ current t -> b runs from the bit line into the cell
+        inj = (vs - f * it.lv[:, None]) / np.maximum(idle["z_ohm"], R_MIN_OHM)  # (B, k)
+        i_sh = idle["i_sh"] * inj[..., None]                                    # (B, k, C)
+        g_m = idle["g_m"]
+        i_rows = -i_sh
+        v_rows = -i_sh / g_m
+        i_rows[bi, ki, it.j[:, None]] = i_m
+        v_rows[bi, ki, it.j[:, None]] = vb - vd
+        # power: hot cells and their bit line exactly, the idle network element by element
+        j_d, j_s = junction_current(vd)[0], junction_current(vs)[0]
+        u = idle["u"] * inj[..., None]                                          # (B, k, C+1)
+        with np.errstate(divide="ignore"):
+            r_ch = np.where(idle["g_ch"] > 0, 1.0 / idle["g_ch"], 0.0)
+        i_bitdrv = (it.frac * it.hv - x[:, k]) / self.r_d
+        wire = spec.r_wire_ohm > 0
+        wires = np.zeros(B)
+        if wire:
+            bit_seg = np.diff(np.concatenate([vb, x[:, k:k + 1]], axis=1), axis=1)
+            wires += (g_seg * bit_seg ** 2).sum(axis=1)
+            wires += (np.diff(u, axis=2) ** 2).sum(axis=(1, 2)) / self.r_w
+            # idle bit lines: the segment below gated row m carries the shunt currents of
+            # the gated rows at or above it
+            gaps = np.diff(np.concatenate([it.rows, np.full((B, 1), R)], axis=1), axis=1)
+            wires += (np.cumsum(i_sh, axis=1) ** 2 * (gaps * spec.r_wire_ohm)[..., None]
+                      ).sum(axis=(1, 2))
+        periphery = i_bitdrv ** 2 * spec.r_driver_ohm
+        if spec.r_driver_ohm > 0:
+            periphery += (u[..., 0] ** 2).sum(axis=1) / self.r_d
+            periphery += (i_sh.sum(axis=1) ** 2).sum(axis=1) * spec.r_driver_ohm
+        p_idle = i_sh ** 2 / g_m
+        p_idle[bi, ki, it.j[:, None]] = 0.0
+        power = {
+            "delivered": it.frac * it.hv * i_bitdrv - it.frac * it.lv * inj.sum(axis=1),
+            "array": ((vb - vd) * i_m).sum(axis=1) + p_idle.sum(axis=(1, 2)),
+            "wires": wires,
+            "periphery": periphery,
+            "access": ((vd - vs) * i_ch + vd * j_d + vs * j_s).sum(axis=1)
+            + (i_sh ** 2 * r_ch[..., None]).sum(axis=(1, 2)),
+        }
+        return Solved(rows=it.rows, i_rows=i_rows, v_rows=v_rows, x=x, power=power,
+                      iterations=iters)
+
+
+@dataclass
+class Items:
+    """A batch of (pulse, fraction) solves with the same number k of gated rows."""
+
+    rows: np.ndarray       # (B, k) gated rows, ascending
+    j: np.ndarray          # (B,) the driven column
+    lv: np.ndarray         # (B,) level L of the gated source lines and idle bit lines, V
+    hv: np.ndarray         # (B,) level H of the driven bit line, V
+    frac: np.ndarray       # (B,) ramp fraction the levels are scaled by
+    v_gate: np.ndarray     # (B, k) full gate levels of the gated rows, V
+    floor: np.ndarray      # (B,) min(0, lowest line level) at full level, V
+    states: np.ndarray     # (B, k, C) states of the gated rows' cells
+
+
+@dataclass
+class Solved:
+    """Currents of a batch of items: only the gated rows carry current."""
+
+    rows: np.ndarray       # (B, k)
+    i_rows: np.ndarray     # (B, k, C) MTJ current t -> b of the gated rows' cells
+    v_rows: np.ndarray     # (B, k, C) MTJ voltage t - b
+    x: np.ndarray          # (B, n) hot-network node voltages
+    power: dict            # name -> (B,) watts: delivered, array, wires, access, periphery
+    iterations: int
+
+    def solution(self, q: int, shape) -> Solution:
+        i_cell, v_cell = np.zeros(shape), np.zeros(shape)
+        i_cell[self.rows[q]] = self.i_rows[q]
+        v_cell[self.rows[q]] = self.v_rows[q]
+        return Solution(self.x[q].copy(), i_cell, v_cell,
+                        {name: float(p[q]) for name, p in self.power.items()},
+                        self.iterations)
