@@ -26,9 +26,10 @@ from mtjsim.circuit.crossbar import ArrayKind, ArraySpec, Crossbar
 from mtjsim.engines import Engine
 from mtjsim.engines.fast_write import quasi_static_write
 from mtjsim.ops.read import read
-from mtjsim.ops.write import Direction, PulseProgram, WriteScheme, write
+from mtjsim.ops.write import Direction, Parallelism, PulseProgram, WriteScheme, write
 
 READ_TOL_REL = 1e-4
+WRITE_CASES = ("passive", "1t1r", "1t1r-columns")
 THRESHOLD_TOL = 0.10
 Z99 = 2.576
 
@@ -66,8 +67,22 @@ def check_reads(sizes, r_wires, seed=0) -> list[Check]:
     return out
 
 
-def _write_case(kind, n, r_w, rng):
+def _write_case(case, n, r_w, rng):
+    """The program of a write check: ``passive`` (V/2) and ``1t1r``, one row and one column
+    of targets, row after row; ``1t1r-columns``, what training issues on 1T1R tiles: one
+    pulse per column with its target rows gated (SET or RESET), which the fast engine runs
+    on its batched hot-cell path (mtjsim.engines.fast_write_columns)."""
+    kind = ArrayKind.PASSIVE if case == "passive" else ArrayKind.ONE_T_ONE_R
     spec = _spec(kind, n, r_w, rng)
+    if case == "1t1r-columns":
+        xb = Crossbar.random(spec, int(rng.integers(1 << 30)))
+        direction = Direction.SET if rng.random() < 0.5 else Direction.RESET
+        t = (rng.random(spec.shape) < 0.3) & (xb.states == 1 - direction.target_state)
+        t[:, rng.random(n) < 0.5] = False                  # some columns without a pulse
+        v, v_gate = (0.9, 1.0) if direction is Direction.SET else (0.9, 1.3)
+        return xb, PulseProgram(WriteScheme.ONE_T_ONE_R, direction, t, v_write_v=v,
+                                pulse_width_s=4e-9, v_gate_write_v=v_gate,
+                                parallel=Parallelism.COLUMN)
     xb = Crossbar(spec, np.zeros(spec.shape, dtype=np.int8))
     t = np.zeros(spec.shape, bool)
     t[rng.integers(n), :] = True                    # a row-parallel set of one row
@@ -84,10 +99,10 @@ def _write_case(kind, n, r_w, rng):
 def check_writes(sizes, r_wires, n_seeds, seed=1) -> list[Check]:
     rng = np.random.default_rng(seed)
     out = []
-    for kind in ArrayKind:
+    for case in WRITE_CASES:
         for n in sizes:
             for r_w in r_wires:
-                xb, prog = _write_case(kind, n, r_w, rng)
+                xb, prog = _write_case(case, n, r_w, rng)
                 mismatch = near = 0
                 sw_ng = sw_fast = 0
                 for s in range(n_seeds):
@@ -102,13 +117,13 @@ def check_writes(sizes, r_wires, n_seeds, seed=1) -> list[Check]:
                     mismatch += int((diff & ~tolerated).sum())
                     sw_ng += int(a[prog.targets].sum())
                     sw_fast += int(b[prog.targets].sum())
-                out.append(Check("write", kind.value, n, r_w,
+                out.append(Check("write", case, n, r_w,
                                  f"cells differing, not near threshold ({near} near)",
                                  mismatch, 0, mismatch == 0))
                 trials = int(prog.targets.sum()) * n_seeds
                 p = (sw_ng + sw_fast) / (2 * trials)
                 sd = math.sqrt(2 * trials * p * (1 - p)) if 0 < p < 1 else 0.0
-                out.append(Check("write", kind.value, n, r_w,
+                out.append(Check("write", case, n, r_w,
                                  f"target switches ngspice {sw_ng} vs fast {sw_fast}",
                                  abs(sw_ng - sw_fast), Z99 * sd + 1,
                                  abs(sw_ng - sw_fast) <= Z99 * sd + 1))
@@ -116,10 +131,10 @@ def check_writes(sizes, r_wires, n_seeds, seed=1) -> list[Check]:
 
 
 def format_table(checks: list[Check]) -> str:
-    lines = [f"{'op':<6}{'array':<9}{'size':>5}{'r_wire':>8}  {'check':<48}{'value':>11}"
+    lines = [f"{'op':<6}{'array':<13}{'size':>5}{'r_wire':>8}  {'check':<48}{'value':>11}"
              f"{'limit':>10}  ok"]
     for c in checks:
-        lines.append(f"{c.kind:<6}{c.array:<9}{c.size:>5}{c.r_wire_ohm:>8g}  {c.detail:<48}"
+        lines.append(f"{c.kind:<6}{c.array:<13}{c.size:>5}{c.r_wire_ohm:>8g}  {c.detail:<48}"
                      f"{c.value:>11.3g}{c.limit:>10.3g}  {'yes' if c.ok else 'NO'}")
     return "\n".join(lines)
 

@@ -41,7 +41,7 @@ from mtjsim.engines.fast import junction_current, mtj_current, nmos_current
 from mtjsim.engines.fast_network import FastSolveError, Solution
 
 R_MIN_OHM = 1e-3        # stands in for a 0-ohm wire or driver (SPICE merges those nodes)
-JACOBI_TOL = 1e-9       # relative change of the idle currents at which the rounds stop
+JACOBI_TOL = 1e-6       # relative change of the idle currents at which the rounds stop
 JACOBI_MAX_ROUNDS = 60
 
 
@@ -100,9 +100,12 @@ class HotColumnNetwork:
         out = self.solve_items(items, **kw)
         return [out.solution(q, self.spec.shape) for q in range(B)]
 
-    def solve_items(self, it: "Items", *, tol_v=1e-9, max_iter=60,
-                    max_step_v=0.2) -> "Solved":
-        """Solve a batch of (pulse, fraction) items with the same number of gated rows."""
+    def solve_items(self, it: "Items", idle: dict | None = None, *, tol_v=1e-8,
+                    max_iter=60, max_step_v=0.2) -> "Solved":
+        """Solve a batch of (pulse, fraction) items with the same number of gated rows.
+        ``idle``: their ``idle_lines`` if already known (they do not depend on the states
+        of the hot cells, so a flip does not change them). Newton stops at a step below
+        ``tol_v``: it converges quadratically there, so the error left is ~1e-10 V."""
         spec = self.spec
         R, C = spec.shape
         B, k = it.rows.shape
@@ -112,7 +115,8 @@ class HotColumnNetwork:
         bi = np.arange(B)[:, None]
         rp, tmr0, vh = (a[it.rows, it.j[:, None]] for a in (self.rp, self.tmr0, self.vh))
         cell_s = it.states[bi, np.arange(k)[None, :], it.j[:, None]]          # (B, k)
-        idle = self._idle_lines(it, f, vg, on)
+        if idle is None:
+            idle = self.idle_lines(it)
 
         # hot nodes: bit line at the gated rows 0..k-1, bottom k; drains; sources
         nb = k + 1
@@ -181,14 +185,17 @@ class HotColumnNetwork:
         _, i_m, i_ch, _ = devices(x, False)
         return self._results(it, x, np.where(on, i_m, 0.0), i_ch, idle, g_seg, iters)
 
-    def _idle_lines(self, it, f, vg, on):
+    def idle_lines(self, it: "Items", w0=None) -> dict:
         """Source lines of the gated rows with their idle cells, linear, per item: node
         voltages (above L) per ampere injected at column j, the idle cells' currents per
         ampere, and the driving-point impedance at j. Block Jacobi between the lines
         (banded solves) and the idle bit lines (chains down to their drivers, shared by
-        all gated rows)."""
+        all gated rows), from the bit-line voltages ``w0`` (B, k, C) if given."""
         spec = self.spec
         R, C = spec.shape
+        f = it.frac[:, None]
+        vg = f * it.v_gate
+        on = vg - self.tr.vto_v > f * it.floor[:, None]
         B, k = vg.shape
         bi, ki = np.arange(B)[:, None], np.arange(k)[None, :]
         # idle cell conductance: zero-bias MTJ in series with the channel at V_ds = 0
@@ -218,7 +225,7 @@ class HotColumnNetwork:
         # mutual impedance of an idle bit line between gated rows r1, r2 (to its driver)
         zb = spec.r_driver_ohm + spec.r_wire_ohm * (
             R - np.maximum(it.rows[:, :, None], it.rows[:, None, :]))            # (B, k, k)
-        w = np.zeros((B, k, C))                                # bit-line voltage above L
+        w = np.zeros((B, k, C)) if w0 is None else w0.copy()   # bit-line voltage above L
         rhs = inject.copy()
         i_prev = None
         for _ in range(JACOBI_MAX_ROUNDS):
@@ -230,7 +237,7 @@ class HotColumnNetwork:
                     JACOBI_TOL * max(np.abs(i_sh).max(initial=0.0), 1e-300)):
                 break
             i_prev = i_sh
-        return {"u": u, "i_sh": i_sh, "g_m": g_m, "g_ch": g_ch,
+        return {"u": u, "i_sh": i_sh, "g_m": g_m, "g_ch": g_ch, "w": w,
                 "z_ohm": u[bi, ki, it.j[:, None] + 1]}
 
     def _results(self, it, x, i_m, i_ch, idle, g_seg, iters) -> "Solved":

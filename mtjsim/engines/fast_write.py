@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -83,9 +84,11 @@ def _evolve(p0, toward, away, dt):
 
 def _evolve_grid(p0, toward, away, dt):
     """Progress at every grid point (cells, grid) for rates constant on each grid step
-    (cells, grid - 1) of lengths dt (grid - 1,): the recurrence p' = p e^{-k dt} + a (1 -
-    e^{-k dt}) (a = toward / k) in closed form, p_m = E_m (p0 + sum_{l<m} b_l / E_{l+1}) with
-    E_m = exp(-sum_{l<m} k_l dt_l). Cells whose drain makes E underflow use the stepwise form."""
+    (cells, grid - 1) of lengths dt ((grid - 1,) or (cells, grid - 1)): the recurrence
+    p' = p e^{-k dt} + a (1 - e^{-k dt}) (a = toward / k) in closed form,
+    p_m = E_m (p0 + sum_{l<m} b_l / E_{l+1}) with E_m = exp(-sum_{l<m} k_l dt_l). Cells
+    whose drain makes E underflow use the stepwise form."""
+    dt = np.broadcast_to(dt, toward.shape)       # (grid - 1,) or one row per cell
     k = DRAIN * away
     kdt = k * dt
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
@@ -93,7 +96,7 @@ def _evolve_grid(p0, toward, away, dt):
         b = np.where(small, toward * dt, toward / np.where(small, 1.0, k) * -np.expm1(-kdt))
     cum = np.concatenate([np.zeros((p0.size, 1)), np.cumsum(kdt, axis=1)], axis=1)
     ok = cum[:, -1] < 600
-    out = np.empty((p0.size, dt.size + 1))
+    out = np.empty((p0.size, toward.shape[1] + 1))
     if ok.any():
         c = cum[ok]
         inc = np.cumsum(b[ok] * np.exp(c[:, 1:]), axis=1)
@@ -101,8 +104,8 @@ def _evolve_grid(p0, toward, away, dt):
         out[ok, 1:] = np.exp(-c[:, 1:]) * (p0[ok, None] + inc)
     for n in np.flatnonzero(~ok):           # strong drain: a few cells, step by step
         out[n, 0] = p0[n]
-        for m in range(dt.size):
-            out[n, m + 1] = _evolve(out[n, m], toward[n, m], away[n, m], dt[m])
+        for m in range(toward.shape[1]):
+            out[n, m + 1] = _evolve(out[n, m], toward[n, m], away[n, m], dt[n, m])
     return out
 
 
@@ -130,30 +133,24 @@ def line_rc_warning(spec, program):
                       f"neglects line RC: use engine='ngspice' for this pulse", stacklevel=3)
 
 
-def quasi_static_write(xbar, program, seed, *, update_states=False, threshold_scale=1.0,
-                       ramp_grid=RAMP_GRID):
-    """Quasi-static write of ``program`` on ``xbar`` with the thresholds of ``seed``; returns
-    ``mtjsim.ops.write.WriteResult`` (waveforms at the solve points, energy report).
-    ``threshold_scale`` and ``ramp_grid`` exist for the validation harness."""
-    from mtjsim.energy.accounting import Energies
-    from mtjsim.energy.report import update_report
-    from mtjsim.ops.write import WriteResult, cell_thresholds, dynamic_cells, line_levels
+@dataclass
+class Assembled:
+    """What a write did, for its WriteResult."""
 
-    t_start = time.perf_counter()
+    states: np.ndarray           # flat, after the program
+    peak: np.ndarray             # flat, largest |I|
+    charge: np.ndarray           # flat, integral |I| dt
+    energy: dict                 # POWER_KEYS -> J
+    trace_t: list
+    trace_i: list                # flat float32 currents at each point
+    trace_s: list                # flat states at each point (before its flips)
+
+
+def _sequential(xbar, program, cells, dyn_idx, states, ramp_grid):
+    """Pulse after pulse on the full write network (fast_network.WriteNetwork)."""
+    from mtjsim.ops.write import line_levels
     spec = xbar.spec
-    shape = spec.shape
-    if program.targets.shape != shape:
-        raise ValueError(f"targets shape {program.targets.shape}: must be {shape}")
-    line_rc_warning(spec, program)
-    th = cell_thresholds(xbar, seed)
-    if threshold_scale != 1.0:   # validation: which outcomes sit within a tolerance of threshold
-        th = {k: v * threshold_scale for k, v in th.items()}
-    dyn = dynamic_cells(xbar, program).ravel()
-    dyn_idx = np.flatnonzero(dyn)
     net = WriteNetwork(xbar)
-    states = xbar.states.ravel().copy()
-    before = states.copy()
-    cells = _Cells(xbar.cells, th, states)
     progress = np.zeros(states.size)
     peak = np.zeros(states.size)
     charge = np.zeros(states.size)             # integral |I| dt
@@ -256,6 +253,52 @@ def quasi_static_write(xbar, program, seed, *, update_states=False, threshold_sc
         for k in range(RAMP_SOLVES):
             ramp(1 - k / RAMP_SOLVES, 1 - (k + 1) / RAMP_SOLVES, program.fall_s / RAMP_SOLVES,
                  w1 - program.fall_s + k * program.fall_s / RAMP_SOLVES, levels)
+    return (Assembled(states, peak, charge, energy, trace_t, trace_i, trace_s),
+            {"factorizations": net.n_factorizations})
+
+
+def quasi_static_write(xbar, program, seed, *, update_states=False, threshold_scale=1.0,
+                       ramp_grid=RAMP_GRID, batched=True):
+    """Quasi-static write of ``program`` on ``xbar`` with the thresholds of ``seed``; returns
+    ``mtjsim.ops.write.WriteResult`` (waveforms at the solve points, energy report).
+    ``threshold_scale`` and ``ramp_grid`` exist for the validation harness.
+
+    1T1R column programs (one pulse per column, as training issues) run with all pulses
+    advanced together on their hot-cell networks (``fast_write_columns``); ``batched=False``
+    runs them pulse after pulse on the full network instead (the reference for tests)."""
+    from mtjsim.energy.accounting import Energies
+    from mtjsim.energy.report import update_report
+    from mtjsim.circuit.crossbar import ArrayKind
+    from mtjsim.engines import fast_write_columns as columns
+    from mtjsim.engines.fast_hot import HotColumnNetwork
+    from mtjsim.ops.write import WriteResult, cell_thresholds, dynamic_cells
+
+    t_start = time.perf_counter()
+    spec = xbar.spec
+    shape = spec.shape
+    if program.targets.shape != shape:
+        raise ValueError(f"targets shape {program.targets.shape}: must be {shape}")
+    line_rc_warning(spec, program)
+    th = cell_thresholds(xbar, seed)
+    if threshold_scale != 1.0:   # validation: which outcomes sit within a tolerance of threshold
+        th = {k: v * threshold_scale for k, v in th.items()}
+    dyn = dynamic_cells(xbar, program).ravel()
+    dyn_idx = np.flatnonzero(dyn)
+    states = xbar.states.ravel().copy()
+    before = states.copy()
+    cells = _Cells(xbar.cells, th, states)
+    pulses = None
+    if spec.kind is ArrayKind.ONE_T_ONE_R and batched:
+        hot = HotColumnNetwork(xbar)
+        pulses = columns.plan(xbar, program, hot)
+    if pulses is not None:
+        runner = columns.ColumnProgramWrite(xbar, pulses, cells, hot, ramp_grid)
+        done = columns.assemble(pulses, runner.run(before), before, shape)
+        solver = {"hot_solves": runner.n_items, "passes": runner.passes}
+    else:
+        done, solver = _sequential(xbar, program, cells, dyn_idx, states, ramp_grid)
+    states, peak, charge, energy = done.states, done.peak, done.charge, done.energy
+    trace_t, trace_i, trace_s = done.trace_t, done.trace_i, done.trace_s
     pulse_time = sum(b - a for a, b in program.windows_s())
     states2 = states.reshape(shape)
     switched = (states2 != xbar.states).astype(np.int8)
@@ -278,8 +321,7 @@ def quasi_static_write(xbar, program, seed, *, update_states=False, threshold_sc
         targets=program.targets.copy(), target_state=program.direction.target_state,
         i_cell_peak_a=peak.reshape(shape), i_cell_mean_a=(charge / pulse_time).reshape(shape),
         thresholds=th, dynamic=dyn.reshape(shape), netlist_path=None,
-        timings_s={"fast_s": time.perf_counter() - t_start,
-                   "factorizations": net.n_factorizations},
+        timings_s={"fast_s": time.perf_counter() - t_start, **solver},
         waveforms={"time_s": np.array(trace_t),
                    "i_cell_a": np.stack(trace_i, -1).reshape(shape + (-1,)),
                    "state": np.stack(trace_s, -1).reshape(shape + (-1,)).astype(np.float32)},
