@@ -41,7 +41,7 @@ from mtjsim.engines.fast import junction_current, mtj_current, nmos_current
 from mtjsim.engines.fast_network import FastSolveError, Solution
 
 R_MIN_OHM = 1e-3        # stands in for a 0-ohm wire or driver (SPICE merges those nodes)
-JACOBI_TOL = 1e-6       # relative change of the idle currents at which the rounds stop
+JACOBI_TOL = 1e-4       # relative change of the idle currents at which the rounds stop
 JACOBI_MAX_ROUNDS = 60
 
 

@@ -71,6 +71,24 @@ class _Outcome:
     p_next: list                 # network with the new states
 
 
+def pulse_currents(xbar, program) -> np.ndarray | None:
+    """MTJ currents (t -> b) of every pulse of a column program at its full levels with the
+    array's present states, (n_pulses, rows, cols), NaN outside each pulse's gated rows;
+    None when the program is not one (``plan``). The training planner's estimate."""
+    hot = HotColumnNetwork(xbar)
+    pulses = plan(xbar, program, hot)
+    if pulses is None:
+        return None
+    start = xbar.states.ravel()
+    runner = ColumnProgramWrite(xbar, pulses, None, hot, ramp_grid=2)
+    solved = runner._solve([(p, 1.0, start[q.cells]) for p, q in enumerate(pulses)],
+                           [start] * len(pulses))
+    out = np.full((len(pulses),) + xbar.spec.shape, np.nan)
+    for p, (q, (i_rows, _, _)) in enumerate(zip(pulses, solved)):
+        out[p, q.rows] = i_rows
+    return out
+
+
 def plan(xbar, program, hot: HotColumnNetwork) -> list[_Pulse] | None:
     """The program's pulses as column pulses, or None when it is not a column program of
     this kind (the caller then runs the sequential engine)."""
@@ -112,6 +130,7 @@ class ColumnProgramWrite:
         self.grid = ramp_grid - 1          # steps per segment
         self.n_items = 0
         self.passes = 0
+        self._idle: dict = {}           # (pulse, fraction) -> its idle lines in this pass
         self._w_warm: dict = {}         # (pulse, fraction) -> idle bit-line voltages
 
     def run(self, start: np.ndarray) -> list[_Outcome]:
@@ -253,17 +272,20 @@ class ColumnProgramWrite:
                       floor=np.array([q.floor for q in pulses]), states=st)
         keys = [(requests[r][0], requests[r][1]) for r in members]
         missing = [n for n, key in enumerate(keys) if key not in self._idle]
-        if missing:
-            sub = Items(*(a[missing] for a in (items.rows, items.j, items.lv, items.hv,
-                                               items.frac, items.v_gate, items.floor,
-                                               items.states)))
+        by_k: dict = {}                  # idle lines unpadded: grouped by gated-row count
+        for n in missing:
+            by_k.setdefault(K - pad[n], []).append(n)
+        for k, group in by_k.items():
+            sub = Items(*(a[group][:, K - k:] if a.ndim > 1 else a[group] for a in (
+                items.rows, items.j, items.lv, items.hv, items.frac, items.v_gate,
+                items.floor, items.states)))
             w0 = np.zeros(sub.states.shape)          # last pass's bit-line voltages
-            for q, n in enumerate(missing):
+            for q, n in enumerate(group):
                 if keys[n] in self._w_warm:
-                    w0[q, pad[n]:] = self._w_warm[keys[n]]
+                    w0[q] = self._w_warm[keys[n]]
             new = self.hot.idle_lines(sub, w0)
-            for q, n in enumerate(missing):          # kept for the real rows only
-                self._idle[keys[n]] = {name: a[q][pad[n]:] for name, a in new.items()}
+            for q, n in enumerate(group):
+                self._idle[keys[n]] = {name: a[q] for name, a in new.items()}
                 self._w_warm[keys[n]] = self._idle[keys[n]]["w"]
         idle = {}
         for name, fill in (("u", 0.0), ("i_sh", 0.0), ("g_m", 1.0), ("g_ch", 0.0),

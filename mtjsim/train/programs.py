@@ -29,6 +29,7 @@ from scipy.optimize import brentq
 from mtjsim.circuit.crossbar import ArrayKind, Crossbar
 from mtjsim.devices.switching import LNTH_MIN
 from mtjsim.ops.write import Direction, Parallelism, PulseProgram, WriteScheme
+from mtjsim.engines import fast_write_columns
 from mtjsim.engines.fast import mtj_current
 from mtjsim.train.estimate import pulse_currents
 from mtjsim.validation import check_int, check_range
@@ -245,17 +246,21 @@ def build_program(xbar: Crossbar, direction: Direction, targets: np.ndarray, p_c
     k_t = np.array([pulse_of_col[j] for j in tj], dtype=int)
     s0 = xbar.states.astype(float)
 
-    i_all = pulse_currents(xbar, probe)
+    i_all = None
+    if spec.kind is ArrayKind.ONE_T_ONE_R:       # the fast engine's hot-cell networks
+        i_all = fast_write_columns.pulse_currents(xbar, probe)
+    if i_all is None:
+        i_all = pulse_currents(xbar, probe)
     i_t = sign * i_all[k_t, ti, tj]
     widths = _widths_for(i_t / i_c0[ti, tj], p_col, tj, params_t, settings, spec.cols)
-    if settings.mean_field and len(pulses) > 0:
+    if settings.mean_field and len(pulses) > 0 and spec.kind is ArrayKind.PASSIVE:
         # Expected states during each pulse: earlier columns' targets switched with their
-        # P_sw, and on passive arrays the pulse's own targets for the part of the pulse after
-        # their switch (their shared line drops). Not on 1T1R arrays: there a cell's own
-        # state sets its own MTJ voltage through the series transistor, so the own term
-        # under-estimated the pre-switch current that drives the switching (measured on
+        # P_sw, and the pulse's own targets for the part of the pulse after their switch
+        # (their shared line drops). Not on 1T1R arrays: a pulse's estimated network (its
+        # column, the source lines as series resistances) holds no cell of an earlier
+        # column, and the own term under-estimated the pre-switch current there, since a
+        # cell's own state sets its MTJ voltage through the series transistor (measured on
         # 15x15, RESET p = 0.7 asked: 0.84 realized with it, in the 99 % interval without).
-        own_term = spec.kind is ArrayKind.PASSIVE
         edges = 2 * settings.rise_s
         w_t = widths[tj]
         p_end = p_switch_cells(i_t / i_c0[ti, tj], w_t, *params_t, edges_s=edges)
@@ -266,9 +271,8 @@ def build_program(xbar: Crossbar, direction: Direction, targets: np.ndarray, p_c
             earlier = k_t < k
             states[k, ti[earlier], tj[earlier]] += (tgt - s0[ti[earlier], tj[earlier]]) * \
                 p_end[earlier]
-            if own_term:
-                own = k_t == k
-                states[k, ti[own], tj[own]] += (tgt - s0[ti[own], tj[own]]) * (1 - frac[own])
+            own = k_t == k
+            states[k, ti[own], tj[own]] += (tgt - s0[ti[own], tj[own]]) * (1 - frac[own])
         _, v_all = pulse_currents(xbar, probe, states, return_voltage=True)
         v_t = v_all[k_t, ti, tj]
         c = xbar.cells
