@@ -7,7 +7,9 @@
    hours): what the training loop issues per tile and mini-batch, a column-parallel SET
    program and a RESET program (one pulse per column with targets, per-column widths that
    realize the requested probabilities, planned by mtjsim.train.programs), 10 % of the cells
-   targeted with probabilities 0.2-0.8, half the cells AP, r_wire 1 ohm.
+   targeted with probabilities 0.2-0.8, half the cells AP, r_wire 1 ohm. The fast engine
+   runs these batched (mtjsim.engines.fast_write_columns); the step is timed after a first
+   one that solves and caches the write voltages.
 
     .venv/bin/python benchmarks/bench_write.py [--sizes 16 32 64] [--no-fast]
         [--step-sizes 32 64 128] [--no-pulse]
@@ -22,6 +24,7 @@ import numpy as np
 
 from mtjsim.circuit.crossbar import ArrayKind, ArraySpec, Crossbar
 from mtjsim.engines import Engine
+from mtjsim.engines.fast_write import quasi_static_write
 from mtjsim.ops.write import Direction, PulseProgram, WriteScheme, write
 
 
@@ -60,28 +63,42 @@ def single_pulse(sizes, fast: bool) -> None:
 def update_step(sizes) -> None:
     from mtjsim.train.programs import WriteSettings, build_program
     print(f"\n{'1T1R tile':>10} {'direction':>9} {'targets':>7} {'pulses':>6} "
-          f"{'plan s':>7} {'write s':>8} {'switched':>8} {'solves':>14}")
+          f"{'plan s':>7} {'write s':>8} {'switched':>8} {'solves':>7} {'passes':>6} "
+          f"{'pulse-by-pulse s':>16} {'same':>5}")
     for n in sizes:
         spec = ArraySpec(kind=ArrayKind.ONE_T_ONE_R, rows=n, cols=n, r_wire_ohm=1.0)
-        xb = Crossbar.random(spec, seed=1)
-        rng = np.random.default_rng(0)
-        total = 0.0
-        for direction in (Direction.SET, Direction.RESET):
-            start = 1 - direction.target_state
-            targets = (rng.random(spec.shape) < 0.1) & (xb.states == start)
-            p_col = rng.uniform(0.2, 0.8, n)
-            t0 = time.perf_counter()
-            planned = build_program(xb, direction, targets, p_col, WriteSettings())
-            t1 = time.perf_counter()
-            r = write(xb, planned.program, seed=2, engine=Engine.FAST, update_states=True)
-            t2 = time.perf_counter()
-            total += t2 - t0
-            # batched column programs count hot-network solves, the sequential engine
-            # factorizations of the full network
-            solves = r.timings_s.get("hot_solves", r.timings_s.get("factorizations"))
-            print(f"{f'{n}x{n}':>10} {direction.value:>9} {int(targets.sum()):>7} "
-                  f"{len(planned.program.pulses()):>6} {t1 - t0:>7.3f} {t2 - t1:>8.3f} "
-                  f"{int(r.switched.sum()):>8} {solves:>14}", flush=True)
+        # the write voltages are solved once per array and direction, then cached: a first
+        # step (not timed) stands for the steps of training before this one
+        for timed in (False, True):
+            xb = Crossbar.random(spec, seed=1)
+            rng = np.random.default_rng(0)
+            total = 0.0
+            for direction in (Direction.SET, Direction.RESET):
+                start = 1 - direction.target_state
+                targets = (rng.random(spec.shape) < 0.1) & (xb.states == start)
+                p_col = rng.uniform(0.2, 0.8, n)
+                t0 = time.perf_counter()
+                planned = build_program(xb, direction, targets, p_col, WriteSettings())
+                t1 = time.perf_counter()
+                before = Crossbar(spec, xb.states.copy(), cells=xb.cells)
+                r = write(xb, planned.program, seed=2, engine=Engine.FAST, update_states=True)
+                t2 = time.perf_counter()
+                total += t2 - t0
+                seq = ("-", "-")
+                if timed and n <= 64:        # the same program on the full network
+                    t3 = time.perf_counter()
+                    s = quasi_static_write(before, planned.program, 2, batched=False)
+                    seq = (f"{time.perf_counter() - t3:.3f}",
+                           str(bool((s.switched == r.switched).all())))
+                if timed:
+                    # column programs run batched (hot-cell solves, passes until the idle
+                    # cells' states are consistent); others count full-network factorizations
+                    solves = r.timings_s.get("hot_solves", r.timings_s.get("factorizations"))
+                    print(f"{f'{n}x{n}':>10} {direction.value:>9} {int(targets.sum()):>7} "
+                          f"{len(planned.program.pulses()):>6} {t1 - t0:>7.3f} {t2 - t1:>8.3f} "
+                          f"{int(r.switched.sum()):>8} {solves:>7} "
+                          f"{r.timings_s.get('passes', '-'):>6} {seq[0]:>16} {seq[1]:>5}",
+                          flush=True)
         print(f"{f'{n}x{n}':>10} {'step':>9} {'':>7} {'':>6} {'':>7} {total:>8.3f}  "
               "(plan + write, both programs)")
 
