@@ -8,8 +8,10 @@
    program and a RESET program (one pulse per column with targets, per-column widths that
    realize the requested probabilities, planned by mtjsim.train.programs), 10 % of the cells
    targeted with probabilities 0.2-0.8, half the cells AP, r_wire 1 ohm. The fast engine
-   runs these batched (mtjsim.engines.fast_write_columns); the step is timed after a first
-   one that solves and caches the write voltages.
+   runs these as training does (train.backends.run_program: one seed per pulse, merged into
+   one batched write, mtjsim.engines.fast_write_columns, no waveforms); the step is timed
+   after a first one that solves and caches the write voltages. For 64x64 and smaller the
+   same program also runs pulse after pulse on the full write network (same thresholds).
 
     .venv/bin/python benchmarks/bench_write.py [--sizes 16 32 64] [--no-fast]
         [--step-sizes 32 64 128] [--no-pulse]
@@ -18,6 +20,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 
 import numpy as np
@@ -61,9 +64,10 @@ def single_pulse(sizes, fast: bool) -> None:
 
 
 def update_step(sizes) -> None:
+    from mtjsim.train.backends import _merged_thresholds, run_program
     from mtjsim.train.programs import WriteSettings, build_program
     print(f"\n{'1T1R tile':>10} {'direction':>9} {'targets':>7} {'pulses':>6} "
-          f"{'plan s':>7} {'write s':>8} {'switched':>8} {'solves':>7} {'passes':>6} "
+          f"{'plan s':>7} {'write s':>8} {'switched':>8} "
           f"{'pulse-by-pulse s':>16} {'same':>5}")
     for n in sizes:
         spec = ArraySpec(kind=ArrayKind.ONE_T_ONE_R, rows=n, cols=n, r_wire_ohm=1.0)
@@ -81,26 +85,38 @@ def update_step(sizes) -> None:
                 planned = build_program(xb, direction, targets, p_col, WriteSettings())
                 t1 = time.perf_counter()
                 before = Crossbar(spec, xb.states.copy(), cells=xb.cells)
-                r = write(xb, planned.program, seed=2, engine=Engine.FAST, update_states=True)
+                # as training runs it: one seed per pulse, merged into one batched write
+                out = run_program(xb, planned.program, 2, Engine.FAST)
+                xb.states = out.states_after.copy()
                 t2 = time.perf_counter()
                 total += t2 - t0
                 seq = ("-", "-")
                 if timed and n <= 64:        # the same program on the full network
+                    th = _merged_thresholds(before, _single_pulses(planned.program),
+                                            _pulse_seeds(2, len(planned.program.pulses())))
                     t3 = time.perf_counter()
-                    s = quasi_static_write(before, planned.program, 2, batched=False)
+                    s = quasi_static_write(before, planned.program, 2, batched=False,
+                                           thresholds=th, waveforms=False)
                     seq = (f"{time.perf_counter() - t3:.3f}",
-                           str(bool((s.switched == r.switched).all())))
+                           str(bool((s.states_after == out.states_after).all())))
                 if timed:
-                    # column programs run batched (hot-cell solves, passes until the idle
-                    # cells' states are consistent); others count full-network factorizations
-                    solves = r.timings_s.get("hot_solves", r.timings_s.get("factorizations"))
                     print(f"{f'{n}x{n}':>10} {direction.value:>9} {int(targets.sum()):>7} "
                           f"{len(planned.program.pulses()):>6} {t1 - t0:>7.3f} {t2 - t1:>8.3f} "
-                          f"{int(r.switched.sum()):>8} {solves:>7} "
-                          f"{r.timings_s.get('passes', '-'):>6} {seq[0]:>16} {seq[1]:>5}",
-                          flush=True)
+                          f"{int((out.states_after != before.states).sum()):>8} "
+                          f"{seq[0]:>16} {seq[1]:>5}", flush=True)
         print(f"{f'{n}x{n}':>10} {'step':>9} {'':>7} {'':>6} {'':>7} {total:>8.3f}  "
               "(plan + write, both programs)")
+
+
+def _single_pulses(program):
+    return [dataclasses.replace(program, targets=program.targets & (r[:, None] & c[None, :]),
+                                widths_s=(w,))
+            for (r, c), w in zip(program.pulses(), program.widths())]
+
+
+def _pulse_seeds(seed, n):
+    extra = np.random.default_rng(seed).integers(0, 2 ** 31 - 1, size=n - 1)
+    return [seed] + [int(s) for s in extra]
 
 
 def main() -> None:

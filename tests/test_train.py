@@ -7,6 +7,7 @@ fast engine give the same trajectory (once the fast engine does writes).
 """
 
 import argparse
+import dataclasses
 import json
 import math
 
@@ -315,3 +316,39 @@ def test_ngspice_and_fast_engine_same_trajectory():
         assert abs(ra["test_acc"] - rb["test_acc"]) <= 0.06
         assert abs(ra["realized_switches"] - rb["realized_switches"]) <= \
             max(2, 0.05 * ra["realized_switches"])
+
+
+def test_fast_pulse_by_pulse_program_runs_as_one_batched_write():
+    # run_program on the fast engine: a 1T1R column program with one seed per pulse runs
+    # as one write with the pulses' thresholds merged; it must write what the sequence of
+    # single-pulse writes writes. On a passive array (half-selected cells biased by several
+    # pulses) the thresholds cannot merge and the sequence runs.
+    from mtjsim.train import backends
+    from mtjsim.train.programs import build_program
+    spec = ArraySpec(kind=ArrayKind.ONE_T_ONE_R, rows=16, cols=16, r_wire_ohm=2.0)
+    xb = Crossbar.random(spec, seed=1)
+    rng = np.random.default_rng(0)
+    targets = (rng.random(spec.shape) < 0.2) & (xb.states == 0)
+    prog = build_program(xb, Direction.SET, targets, rng.uniform(0.3, 0.7, 16),
+                         WriteSettings()).program
+    subs = [dataclasses.replace(prog, targets=prog.targets & (r[:, None] & c[None, :]),
+                                widths_s=(w,)) for (r, c), w in zip(prog.pulses(), prog.widths())]
+    assert backends._merged_thresholds(xb, subs, list(range(len(subs)))) is not None
+    for seed in (3, 4, 5):
+        one = backends.run_program(xb, prog, seed, Engine.FAST)
+        assert one.writes == 1
+        states = xb.states.copy()
+        extra = np.random.default_rng(seed).integers(0, 2 ** 31 - 1, size=len(subs) - 1)
+        for sub, s in zip(subs, [seed] + [int(e) for e in extra]):
+            states = write(Crossbar(spec, states, cells=xb.cells), sub, s,
+                           engine=Engine.FAST).states_after
+        np.testing.assert_array_equal(one.states_after, states)
+        assert 0 < (one.states_after != xb.states).sum() < targets.sum()
+    passive = Crossbar.random(ArraySpec(rows=6, cols=6), seed=2)
+    t = np.zeros((6, 6), bool)
+    t[[1, 3], 2] = t[[0, 4], 5] = True
+    pprog = build_program(passive, Direction.SET, t, np.full(6, 0.5), WriteSettings()).program
+    psubs = [dataclasses.replace(pprog, targets=pprog.targets & (r[:, None] & c[None, :]),
+                                 widths_s=(w,))
+             for (r, c), w in zip(pprog.pulses(), pprog.widths())]
+    assert backends._merged_thresholds(passive, psubs, [0, 1]) is None

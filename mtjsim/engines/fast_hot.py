@@ -114,7 +114,8 @@ class HotColumnNetwork:
         on = vg - self.tr.vto_v > f * it.floor[:, None]              # rows in the network
         bi = np.arange(B)[:, None]
         rp, tmr0, vh = (a[it.rows, it.j[:, None]] for a in (self.rp, self.tmr0, self.vh))
-        cell_s = it.states[bi, np.arange(k)[None, :], it.j[:, None]]          # (B, k)
+        cell_s = (it.hot if it.hot is not None
+                  else it.states[bi, np.arange(k)[None, :], it.j[:, None]])   # (B, k)
         if idle is None:
             idle = self.idle_lines(it)
 
@@ -124,56 +125,54 @@ class HotColumnNetwork:
         n = nb + 2 * k
         gaps = np.diff(np.concatenate([it.rows, np.full((B, 1), R)], axis=1), axis=1)
         g_seg = 1.0 / np.maximum(spec.r_wire_ohm * gaps, R_MIN_OHM)            # (B, k)
-        g_lin = np.zeros((B, n, n))
+        g_bit = np.zeros((B, nb, nb))          # the bit line alone, driver at the bottom
         seg_a, seg_b = np.arange(k), np.arange(1, k + 1)
-        g_lin[:, seg_a, seg_a] += g_seg
-        g_lin[:, seg_b, seg_b] += g_seg
-        g_lin[:, seg_a, seg_b] -= g_seg
-        g_lin[:, seg_b, seg_a] -= g_seg
+        g_bit[:, seg_a, seg_a] += g_seg
+        g_bit[:, seg_b, seg_b] += g_seg
+        g_bit[:, seg_a, seg_b] -= g_seg
+        g_bit[:, seg_b, seg_a] -= g_seg
         g_d = 1.0 / self.r_d
-        g_lin[:, k, k] += g_d
-        rhs = np.zeros((B, n))
-        rhs[:, k] = g_d * it.frac * it.hv
+        g_bit[:, k, k] += g_d
+        rhs_bit = np.zeros((B, nb))
+        rhs_bit[:, k] = g_d * it.frac * it.hv
         g_tie = 1.0 / np.maximum(idle["z_ohm"], R_MIN_OHM)                     # (B, k)
-        g_lin[:, so, so] += g_tie
-        rhs[:, so] = g_tie * f * it.lv[:, None]
-
-        def devices(x, jac):
-            vb, vd, vs = x[:, b], x[:, d], x[:, so]
-            i_m, g_m = mtj_current(vb - vd, cell_s, rp, tmr0, vh, derivative=jac)
-            i_ch, a_d, a_s = nmos_current(vd, vs, vg, self.tr, derivative=jac)
-            i_ch = np.where(on, i_ch, 0.0)
-            j_d, gj_d = junction_current(vd)
-            j_s, gj_s = junction_current(vs)
-            res = np.einsum("bij,bj->bi", g_lin, x) - rhs
-            res[:, b] += i_m
-            res[:, d] += -i_m + i_ch + j_d
-            res[:, so] += j_s - i_ch
-            if not jac:
-                return res, i_m, i_ch, None
-            a_d, a_s = np.where(on, a_d, 0.0), np.where(on, a_s, 0.0)
-            J = g_lin.copy()
-            J[:, b, b] += g_m
-            J[:, d, d] += g_m + a_d + gj_d
-            J[:, b, d] -= g_m
-            J[:, d, b] -= g_m
-            J[:, d, so] += a_s
-            J[:, so, d] -= a_d
-            J[:, so, so] += gj_s - a_s
-            return res, i_m, i_ch, J
+        lv = f * it.lv[:, None]
 
         # start: bit line at H, sources at L, drains where the zero-bias MTJ and the
         # channel's on-resistance divide the cell voltage
-        hv, lv = f * it.hv[:, None], f * it.lv[:, None]
+        hv = f * it.hv[:, None]
         x = np.empty((B, n))
         x[:, :nb] = hv
         x[:, so] = lv
         g0 = mtj_conductance_s(0.0, cell_s, rp, tmr0, vh)
         g_on = self.beta * np.maximum(vg - np.minimum(hv, lv) - self.tr.vto_v, 1e-3)
         x[:, d] = lv + (hv - lv) * g0 / (g0 + g_on)
+        # Newton with each row's drain and source eliminated (their 2x2 blocks touch only
+        # their bit-line node): a (k + 1)-node system per item instead of 3k + 1
         for iters in range(1, max_iter + 1):
-            res, _, _, J = devices(x, True)
-            dx = -np.linalg.solve(J, res[..., None])[..., 0]
+            vb, vd, vs = x[:, b], x[:, d], x[:, so]
+            i_m, g_m = mtj_current(vb - vd, cell_s, rp, tmr0, vh)
+            i_ch, a_d, a_s = nmos_current(vd, vs, vg, self.tr)
+            i_ch, a_d, a_s = (np.where(on, v, 0.0) for v in (i_ch, a_d, a_s))
+            j_d, gj_d = junction_current(vd)
+            j_s, gj_s = junction_current(vs)
+            r_b = np.einsum("bij,bj->bi", g_bit, x[:, :nb]) - rhs_bit
+            r_b[:, :k] += i_m
+            r_d = -i_m + i_ch + j_d
+            r_s = g_tie * (vs - lv) + j_s - i_ch
+            d00, d01 = g_m + a_d + gj_d, a_s                 # d(r_d, r_s)/d(v_d, v_s)
+            d10, d11 = -a_d, g_tie + gj_s - a_s
+            det = d00 * d11 - d01 * d10
+            inv00, inv01 = d11 / det, -d01 / det
+            A = g_bit.copy()
+            A[:, b, b] += g_m - g_m * g_m * inv00
+            rhs = -r_b
+            rhs[:, :k] += g_m * (-inv00 * r_d - inv01 * r_s)
+            dx = np.empty((B, n))
+            dx[:, :nb] = np.linalg.solve(A, rhs[..., None])[..., 0]
+            u0, u1 = -r_d + g_m * dx[:, :k], -r_s
+            dx[:, d] = (d11 * u0 - d01 * u1) / det
+            dx[:, so] = (d00 * u1 - d10 * u0) / det
             step = np.abs(dx).max(axis=1, keepdims=True)
             x += dx * np.minimum(1.0, max_step_v / np.maximum(step, 1e-300))
             if step.max() < tol_v:
@@ -182,7 +181,9 @@ class HotColumnNetwork:
             raise FastSolveError(f"fast write (hot cells): Newton did not converge in "
                                  f"{max_iter} iterations (last step {step.max():.3g} V)")
         self.newton_iterations += iters
-        _, i_m, i_ch, _ = devices(x, False)
+        i_m = mtj_current(x[:, b] - x[:, d], cell_s, rp, tmr0, vh, derivative=False)[0]
+        i_ch = np.where(on, nmos_current(x[:, d], x[:, so], vg, self.tr,
+                                         derivative=False)[0], 0.0)
         return self._results(it, x, np.where(on, i_m, 0.0), i_ch, idle, g_seg, iters)
 
     def idle_lines(self, it: "Items", w0=None) -> dict:
@@ -303,7 +304,8 @@ class Items:
     frac: np.ndarray       # (B,) ramp fraction the levels are scaled by
     v_gate: np.ndarray     # (B, k) full gate levels of the gated rows, V
     floor: np.ndarray      # (B,) min(0, lowest line level) at full level, V
-    states: np.ndarray     # (B, k, C) states of the gated rows' cells
+    states: np.ndarray | None = None   # (B, k, C) states of the gated rows' cells (idle lines)
+    hot: np.ndarray | None = None      # (B, k) states of the hot cells (else from states)
 
 
 @dataclass

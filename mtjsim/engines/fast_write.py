@@ -258,10 +258,13 @@ def _sequential(xbar, program, cells, dyn_idx, states, ramp_grid):
 
 
 def quasi_static_write(xbar, program, seed, *, update_states=False, threshold_scale=1.0,
-                       ramp_grid=RAMP_GRID, batched=True):
+                       ramp_grid=RAMP_GRID, batched=True, thresholds=None, waveforms=True):
     """Quasi-static write of ``program`` on ``xbar`` with the thresholds of ``seed``; returns
     ``mtjsim.ops.write.WriteResult`` (waveforms at the solve points, energy report).
-    ``threshold_scale`` and ``ramp_grid`` exist for the validation harness.
+    ``threshold_scale`` and ``ramp_grid`` exist for the validation harness; ``thresholds``
+    (``ops.write.cell_thresholds``' dict) replaces the seed's, e.g. one seed per pulse
+    (``train.backends.run_program``); ``waveforms=False`` skips them (they hold every cell
+    at every solve point: ~100 MB for a 128-pulse program on 128x128).
 
     1T1R column programs (one pulse per column, as training issues) run with all pulses
     advanced together on their hot-cell networks (``fast_write_columns``); ``batched=False``
@@ -279,7 +282,7 @@ def quasi_static_write(xbar, program, seed, *, update_states=False, threshold_sc
     if program.targets.shape != shape:
         raise ValueError(f"targets shape {program.targets.shape}: must be {shape}")
     line_rc_warning(spec, program)
-    th = cell_thresholds(xbar, seed)
+    th = cell_thresholds(xbar, seed) if thresholds is None else thresholds
     if threshold_scale != 1.0:   # validation: which outcomes sit within a tolerance of threshold
         th = {k: v * threshold_scale for k, v in th.items()}
     dyn = dynamic_cells(xbar, program).ravel()
@@ -293,7 +296,7 @@ def quasi_static_write(xbar, program, seed, *, update_states=False, threshold_sc
         pulses = columns.plan(xbar, program, hot)
     if pulses is not None:
         runner = columns.ColumnProgramWrite(xbar, pulses, cells, hot, ramp_grid)
-        done = columns.assemble(pulses, runner.run(before), before, shape)
+        done = columns.assemble(pulses, runner.run(before), before, shape, waveforms)
         solver = {"hot_solves": runner.n_items, "passes": runner.passes}
     else:
         done, solver = _sequential(xbar, program, cells, dyn_idx, states, ramp_grid)
@@ -322,7 +325,8 @@ def quasi_static_write(xbar, program, seed, *, update_states=False, threshold_sc
         i_cell_peak_a=peak.reshape(shape), i_cell_mean_a=(charge / pulse_time).reshape(shape),
         thresholds=th, dynamic=dyn.reshape(shape), netlist_path=None,
         timings_s={"fast_s": time.perf_counter() - t_start, **solver},
-        waveforms={"time_s": np.array(trace_t),
-                   "i_cell_a": np.stack(trace_i, -1).reshape(shape + (-1,)),
-                   "state": np.stack(trace_s, -1).reshape(shape + (-1,)).astype(np.float32)},
+        waveforms=None if not waveforms else {
+            "time_s": np.array(trace_t),
+            "i_cell_a": np.stack(trace_i, -1).reshape(shape + (-1,)),
+            "state": np.stack(trace_s, -1).reshape(shape + (-1,)).astype(np.float32)},
         energy=report)

@@ -132,6 +132,15 @@ class ColumnProgramWrite:
         self.passes = 0
         self._idle: dict = {}           # (pulse, fraction) -> its idle lines in this pass
         self._w_warm: dict = {}         # (pulse, fraction) -> idle bit-line voltages
+        # per pulse, padded at the front to the most gated rows K (see _solve)
+        self.K = max(q.rows.size for q in pulses)
+        self._pad = np.array([self.K - q.rows.size for q in pulses])
+        self._rows = np.stack([np.concatenate([np.full(n, q.rows[0]), q.rows])
+                               for n, q in zip(self._pad, pulses)])
+        self._v_gate = np.stack([np.concatenate([np.zeros(n), q.v_gate])
+                                 for n, q in zip(self._pad, pulses)])
+        self._j, self._lv, self._hv, self._floor = (
+            np.array([getattr(q, a) for q in pulses]) for a in ("j", "lv", "hv", "floor"))
 
     def run(self, start: np.ndarray) -> list[_Outcome]:
         """Outcomes of every pulse, consistent with the flips of the pulses before it."""
@@ -244,41 +253,40 @@ class ColumnProgramWrite:
         count with copies of its first gated row whose gates stay off (a zero-length bit
         line segment to a cell without current), and the copies are dropped after."""
         R, C = self.spec.shape
+        K = self.K
         out: list = [None] * len(requests)
-        members = []
-        for r, (p, f, _) in enumerate(requests):
-            pulse = self.pulses[p]
-            if np.any(f * pulse.v_gate - self.hot.tr.vto_v > f * pulse.floor):
-                members.append(r)
-            else:                              # every gate off: nothing flows
-                k = pulse.rows.size
-                out[r] = (np.zeros((k, C)), np.zeros(len(POWER_KEYS)), np.zeros(k))
-        if not members:
+        pid = np.array([p for p, _, _ in requests])
+        frac = np.array([f for _, f, _ in requests])
+        # a request whose gates are all off at its fraction: nothing flows
+        on = ((frac[:, None] * self._v_gate[pid] - self.hot.tr.vto_v)
+              > (frac * self._floor[pid])[:, None]).any(axis=1)
+        for r in np.flatnonzero(~on):
+            k = self.pulses[pid[r]].rows.size
+            out[r] = (np.zeros((k, C)), np.zeros(len(POWER_KEYS)), np.zeros(k))
+        members = np.flatnonzero(on)
+        if not members.size:
             return out
-        pulses = [self.pulses[requests[r][0]] for r in members]
-        K = max(q.rows.size for q in pulses)
-        pad = [K - q.rows.size for q in pulses]
-        rows = np.stack([np.concatenate([np.full(n, q.rows[0]), q.rows])
-                         for n, q in zip(pad, pulses)])
-        st = np.stack([ctx[requests[r][0]].reshape(R, C)[rw] for r, rw in
-                       zip(members, rows)]).astype(float)
-        for n, (r, q) in enumerate(zip(members, pulses)):
-            st[n, pad[n]:, q.j] = requests[r][2]
-        items = Items(rows=rows, j=np.array([q.j for q in pulses]),
-                      lv=np.array([q.lv for q in pulses]), hv=np.array([q.hv for q in pulses]),
-                      frac=np.array([requests[r][1] for r in members]),
-                      v_gate=np.stack([np.concatenate([np.zeros(n), q.v_gate])
-                                       for n, q in zip(pad, pulses)]),
-                      floor=np.array([q.floor for q in pulses]), states=st)
+        pulses = [self.pulses[p] for p in pid[members]]
+        pad = self._pad[pid[members]]
+        hot = np.zeros((members.size, K))
+        for n, r in enumerate(members):
+            hot[n, pad[n]:] = requests[r][2]
+        m = pid[members]
+        items = Items(rows=self._rows[m], j=self._j[m], lv=self._lv[m], hv=self._hv[m],
+                      frac=frac[members], v_gate=self._v_gate[m], floor=self._floor[m],
+                      states=None, hot=hot)
         keys = [(requests[r][0], requests[r][1]) for r in members]
         missing = [n for n, key in enumerate(keys) if key not in self._idle]
         by_k: dict = {}                  # idle lines unpadded: grouped by gated-row count
         for n in missing:
             by_k.setdefault(K - pad[n], []).append(n)
         for k, group in by_k.items():
+            # the idle cells' states: the gated rows as this pass takes them
+            st = np.stack([ctx[keys[n][0]].reshape(R, C)[pulses[n].rows]
+                           for n in group]).astype(float)
             sub = Items(*(a[group][:, K - k:] if a.ndim > 1 else a[group] for a in (
                 items.rows, items.j, items.lv, items.hv, items.frac, items.v_gate,
-                items.floor, items.states)))
+                items.floor)), states=st)
             w0 = np.zeros(sub.states.shape)          # last pass's bit-line voltages
             for q, n in enumerate(group):
                 if keys[n] in self._w_warm:
@@ -362,8 +370,9 @@ class ColumnProgramWrite:
         return events
 
 
-def assemble(pulses, outcomes, start, shape) -> Assembled:
-    """Peak and mean currents, energy and waveforms, pulse after pulse in time order."""
+def assemble(pulses, outcomes, start, shape, waveforms=True) -> Assembled:
+    """Peak and mean currents, energy and (if asked) waveforms, pulse after pulse in time
+    order."""
     R, C = shape
     states = start.copy()
     peak, charge = np.zeros(R * C), np.zeros(R * C)
@@ -379,6 +388,10 @@ def assemble(pulses, outcomes, start, shape) -> Assembled:
         np.add.at(charge, where, (0.5 * (a[1:] + a_next[:-1]) * dt[:, None]).sum(axis=0))
         energy += (0.5 * (np.stack(o.power)[1:] + np.stack(o.p_next)[:-1])
                    * dt[:, None]).sum(axis=0)
+        if not waveforms:
+            for f in o.flips:
+                states[f] = 1 - states[f]
+            continue
         cur = np.zeros((t.size - 1, R * C), np.float32)
         cur[:, where] = np.stack(o.i_rows)[1:].reshape(t.size - 1, -1)
         snap = np.repeat(states[None, :], t.size - 1, axis=0)
