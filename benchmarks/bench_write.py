@@ -20,7 +20,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import time
 
 import numpy as np
@@ -92,7 +91,7 @@ def update_step(sizes) -> None:
                 total += t2 - t0
                 seq = ("-", "-")
                 if timed and n <= 64:        # the same program on the full network
-                    th = _merged_thresholds(before, _single_pulses(planned.program),
+                    th = _merged_thresholds(before, planned.program,
                                             _pulse_seeds(2, len(planned.program.pulses())))
                     t3 = time.perf_counter()
                     s = quasi_static_write(before, planned.program, 2, batched=False,
@@ -106,12 +105,6 @@ def update_step(sizes) -> None:
                           f"{seq[0]:>16} {seq[1]:>5}", flush=True)
         print(f"{f'{n}x{n}':>10} {'step':>9} {'':>7} {'':>6} {'':>7} {total:>8.3f}  "
               "(plan + write, both programs)")
-
-
-def _single_pulses(program):
-    return [dataclasses.replace(program, targets=program.targets & (r[:, None] & c[None, :]),
-                                widths_s=(w,))
-            for (r, c), w in zip(program.pulses(), program.widths())]
 
 
 def _pulse_seeds(seed, n):

@@ -333,7 +333,7 @@ def test_fast_pulse_by_pulse_program_runs_as_one_batched_write():
                          WriteSettings()).program
     subs = [dataclasses.replace(prog, targets=prog.targets & (r[:, None] & c[None, :]),
                                 widths_s=(w,)) for (r, c), w in zip(prog.pulses(), prog.widths())]
-    assert backends._merged_thresholds(xb, subs, list(range(len(subs)))) is not None
+    assert backends._merged_thresholds(xb, prog, list(range(len(subs)))) is not None
     for seed in (3, 4, 5):
         one = backends.run_program(xb, prog, seed, Engine.FAST)
         assert one.writes == 1
@@ -348,7 +348,4 @@ def test_fast_pulse_by_pulse_program_runs_as_one_batched_write():
     t = np.zeros((6, 6), bool)
     t[[1, 3], 2] = t[[0, 4], 5] = True
     pprog = build_program(passive, Direction.SET, t, np.full(6, 0.5), WriteSettings()).program
-    psubs = [dataclasses.replace(pprog, targets=pprog.targets & (r[:, None] & c[None, :]),
-                                 widths_s=(w,))
-             for (r, c), w in zip(pprog.pulses(), pprog.widths())]
-    assert backends._merged_thresholds(passive, psubs, [0, 1]) is None
+    assert backends._merged_thresholds(passive, pprog, [0, 1]) is None

@@ -226,14 +226,21 @@ def dynamic_cells(xbar: Crossbar, program: PulseProgram) -> np.ndarray:
     others (0 V, or a gate that stays off) cannot switch and stay plain MTJs, which keeps
     big arrays affordable (PHYSICS.md: ~30 us per behavioural device per Newton iteration)."""
     dyn = np.zeros(xbar.spec.shape, dtype=bool)
-    for sel_rows, sel_cols in program.pulses():
-        row_v, col_v, gate_v = line_levels(program, xbar.spec.kind, sel_rows, sel_cols)
-        bias = row_v[:, None] - col_v[None, :]
-        on = np.abs(bias) > 0
-        if gate_v is not None:
-            on &= (gate_v > 0)[:, None]
+    for on in pulse_dynamic_cells(xbar, program):
         dyn |= on
     return dyn
+
+
+def pulse_dynamic_cells(xbar: Crossbar, program: PulseProgram) -> list[np.ndarray]:
+    """Per pulse, the cells it biases (``dynamic_cells`` of that pulse alone)."""
+    out = []
+    for sel_rows, sel_cols in program.pulses():
+        row_v, col_v, gate_v = line_levels(program, xbar.spec.kind, sel_rows, sel_cols)
+        on = np.abs(row_v[:, None] - col_v[None, :]) > 0
+        if gate_v is not None:
+            on &= (gate_v > 0)[:, None]
+        out.append(on)
+    return out
 
 
 def cell_thresholds(xbar: Crossbar, seed: int) -> dict:

@@ -27,7 +27,8 @@ import numpy as np
 from mtjsim.engines import Engine
 from mtjsim.ops.read import ReadSettings, read
 from mtjsim.engines.fast_write import quasi_static_write
-from mtjsim.ops.write import Direction, PulseProgram, cell_thresholds, dynamic_cells, write
+from mtjsim.ops.write import (Direction, PulseProgram, cell_thresholds, pulse_dynamic_cells,
+                              write)
 from mtjsim.train.network import ArrayLayer, Tile, delta_g_s
 from mtjsim.train.programs import SwitchRequest, WriteSettings, build_program, split_levels
 from mtjsim.validation import check_range
@@ -257,19 +258,16 @@ def run_program(xbar, program: PulseProgram, seed: int, engine: Engine,
                 pulse_by_pulse: bool = True) -> ProgramOutcome:
     """Write ``program`` on ``xbar`` (its states are left unchanged): in one transient, or
     pulse by pulse, each pulse a write of its own from the states the previous one returned.
-    Pulse k uses ``seed`` (k = 0) or the k-th draw of ``default_rng(seed)``."""
+    Pulse k uses ``seed`` (k = 0) or the k-th draw of ``default_rng(seed)``. On the fast
+    engine a pulse-by-pulse 1T1R column program runs as one batched write with those
+    thresholds (``_merged_thresholds``): the same outcome, several times faster."""
     pulses = program.pulses()
+    before = xbar.states.copy()
     if pulse_by_pulse and len(pulses) > 1:
         extra = np.random.default_rng(seed).integers(0, 2 ** 31 - 1, size=len(pulses) - 1)
         seeds = [seed] + [int(s) for s in extra]
-        subs = [dataclasses.replace(program, targets=program.targets & (r[:, None] & c[None, :]),
-                                    widths_s=(w,))
-                for (r, c), w in zip(pulses, program.widths())]
-    else:
-        seeds, subs = [seed], [program]
-    before = xbar.states.copy()
-    if Engine(engine) is Engine.FAST and len(subs) > 1:
-        merged = _merged_thresholds(xbar, subs, seeds)
+        merged = (_merged_thresholds(xbar, program, seeds)
+                  if Engine(engine) is Engine.FAST else None)
         if merged is not None:            # one batched write, each pulse's own thresholds
             r = quasi_static_write(xbar, program, seed, thresholds=merged, waveforms=False)
             changed = r.states_after != before
@@ -278,6 +276,11 @@ def run_program(xbar, program: PulseProgram, seed: int, engine: Engine,
                 write_errors=program.targets & (r.states_after != program.direction.target_state),
                 energy_j=float(r.energy.energy_j), writes=1, time_points=0,
                 dynamic_mean=float(r.dynamic.sum()), engine_s=float(r.timings_s["fast_s"]))
+        subs = [dataclasses.replace(program, targets=program.targets & (r[:, None] & c[None, :]),
+                                    widths_s=(w,))
+                for (r, c), w in zip(pulses, program.widths())]
+    else:
+        seeds, subs = [seed], [program]
     states = before
     energy = engine_s = 0.0
     points = dynamic = 0
@@ -301,13 +304,13 @@ def run_program(xbar, program: PulseProgram, seed: int, engine: Engine,
         dynamic_mean=dynamic / len(subs), engine_s=engine_s)
 
 
-def _merged_thresholds(xbar, subs, seeds) -> dict | None:
+def _merged_thresholds(xbar, program, seeds) -> dict | None:
     """The thresholds of a pulse-by-pulse run in one dict: each cell takes those of the one
     pulse that biases it (its pulse's seed). None when a cell is biased by several pulses
     (passive arrays: half-selected cells), which only the pulse-by-pulse run describes. The
     fast engine's 1T1R column programs then run in one batched write with the outcome of
     the pulse-by-pulse sequence (tests/test_train.py checks it)."""
-    masks = [dynamic_cells(xbar, sub) for sub in subs]
+    masks = pulse_dynamic_cells(xbar, program)
     if np.sum(masks, axis=0).max(initial=0) > 1:
         return None
     merged = cell_thresholds(xbar, seeds[0])
