@@ -107,3 +107,15 @@ def test_later_pulses_see_the_cells_earlier_pulses_flipped():
     assert bat.switched.sum() > 0 and bat.timings_s["passes"] >= 2
     np.testing.assert_array_equal(bat.switched, seq.switched)
     np.testing.assert_allclose(bat.i_cell_peak_a[t], seq.i_cell_peak_a[t], rtol=1e-3)
+
+
+def test_too_resistive_lines_fall_back_to_the_full_network():
+    # 200 ohm per segment: a bit line's path to its driver is no longer small against an
+    # idle cell, the idle-line rounds do not converge, and the write takes the full network
+    spec = ArraySpec(kind=ArrayKind.ONE_T_ONE_R, rows=16, cols=16, r_wire_ohm=200.0)
+    xb = Crossbar.random(spec, 4)
+    t = (np.random.default_rng(5).random(spec.shape) < 0.3) & (xb.states == 0)
+    prog = PulseProgram(WriteScheme.ONE_T_ONE_R, Direction.SET, t, v_write_v=0.9,
+                        pulse_width_s=4e-9, v_gate_write_v=1.0, parallel=Parallelism.COLUMN)
+    r = quasi_static_write(xb, prog, 1)
+    assert "factorizations" in r.timings_s

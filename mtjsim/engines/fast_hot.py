@@ -10,22 +10,26 @@ lines pushes through them (microamps). The full network of such a pulse has ~1,5
 at 64x64 (``fast_network``); this one has 3k + 1 plus a tridiagonal solve per source line.
 
 * **Hot cells, exact**: MTJ (bias-dependent TMR), level-1 NMOS and its two junctions, the
-  selected bit line between them (merged segments, driver), solved by dense Newton for all
-  ramp fractions of a pulse at once (one batched ``numpy.linalg.solve`` per iteration).
+  selected bit line between them (merged segments, driver). Newton eliminates each row's
+  drain and source (a 2x2 block touching only its bit-line node) and solves the remaining
+  (k + 1)-node systems of a whole batch of (pulse, ramp fraction) items with one
+  ``numpy.linalg.solve`` per iteration.
 * **Source lines, linear**: each hot cell's source line is its driving-point impedance at
   column j, from the line itself (driver, segments) with every idle cell a linear shunt:
   the MTJ at zero bias in series with the channel at V_ds = 0 (the same level-1 equations,
   gate at its ramp fraction) and the bit-line path to that bit line's driver. The idle
   cells' bit lines take the shunt currents of every gated row: the line voltages and those
   bit-line voltages are solved together by block Jacobi (source lines | bit lines) to
-  ``tol`` of the current (a few rounds: a bit line's path to its driver is tens of ohms,
-  an idle cell kilo-ohms).
+  JACOBI_TOL of the idle currents (a few rounds: a bit line's path to its driver is tens of
+  ohms, an idle cell kilo-ohms).
 * The idle cells' currents (for the waveforms and the energy) follow from the same solve.
 
 Neglected, against the full network: the idle cells' nonlinearity at their millivolt bias
-(TMR bias dependence (v/V_h)^2 ~ 1e-4, the channel's V_ds/2 term against V_gst), and the
-junction leakage of idle drains and sources (~1e-14 A). tests/test_fast_hot.py compares
-both networks; the validation harness compares the write with ngspice.
+(TMR bias dependence (v/V_h)^2 ~ 1e-4, the channel's V_ds/2 term, and, the largest, the IR
+drop of the line lowering their gate overdrive), and the junction leakage of idle drains
+and sources (~1e-14 A). Hot-cell currents stay within 2e-5 of the full network at 1-2 ohm
+per segment, 6e-4 at 20 ohm (tests/test_fast_hot.py); the validation harness compares the
+write with ngspice.
 """
 
 from __future__ import annotations
@@ -62,7 +66,6 @@ class HotColumnNetwork:
         self.beta = tr.kp_a_per_v2 * tr.w_m / tr.l_m
         self.r_w = max(spec.r_wire_ohm, R_MIN_OHM)
         self.r_d = max(spec.r_driver_ohm, R_MIN_OHM)
-        self.newton_iterations = 0
 
     # --- which pulses this network describes --------------------------------------------
     def column_pulse(self, v_row, v_col, v_gate):
@@ -180,7 +183,6 @@ class HotColumnNetwork:
         else:
             raise FastSolveError(f"fast write (hot cells): Newton did not converge in "
                                  f"{max_iter} iterations (last step {step.max():.3g} V)")
-        self.newton_iterations += iters
         i_m = mtj_current(x[:, b] - x[:, d], cell_s, rp, tmr0, vh, derivative=False)[0]
         i_ch = np.where(on, nmos_current(x[:, d], x[:, so], vg, self.tr,
                                          derivative=False)[0], 0.0)
@@ -238,6 +240,9 @@ class HotColumnNetwork:
                     JACOBI_TOL * max(np.abs(i_sh).max(initial=0.0), 1e-300)):
                 break
             i_prev = i_sh
+        else:   # bit-line paths not small against the idle cells (very resistive wires)
+            raise FastSolveError(f"fast write (hot cells): the idle lines did not converge "
+                                 f"in {JACOBI_MAX_ROUNDS} rounds")
         return {"u": u, "i_sh": i_sh, "g_m": g_m, "g_ch": g_ch, "w": w,
                 "z_ohm": u[bi, ki, it.j[:, None] + 1]}
 

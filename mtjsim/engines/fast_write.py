@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mtjsim.engines.fast_network import WriteNetwork
+from mtjsim.engines.fast_network import FastSolveError, WriteNetwork
 
 RAMP_SOLVES = 4            # network solves per rise/fall edge
 RAMP_GRID = 48             # points per solve interval on which rates are integrated
@@ -296,9 +296,13 @@ def quasi_static_write(xbar, program, seed, *, update_states=False, threshold_sc
         pulses = columns.plan(xbar, program, hot)
     if pulses is not None:
         runner = columns.ColumnProgramWrite(xbar, pulses, cells, hot, ramp_grid)
-        done = columns.assemble(pulses, runner.run(before), before, shape, waveforms)
-        solver = {"hot_solves": runner.n_items, "passes": runner.passes}
-    else:
+        try:
+            done = columns.assemble(pulses, runner.run(before), before, shape, waveforms)
+            solver = {"hot_solves": runner.n_items, "passes": runner.passes}
+        except FastSolveError:             # e.g. idle lines too resistive: the full network
+            cells = _Cells(xbar.cells, th, states)
+            pulses = None
+    if pulses is None:
         done, solver = _sequential(xbar, program, cells, dyn_idx, states, ramp_grid)
     states, peak, charge, energy = done.states, done.peak, done.charge, done.energy
     trace_t, trace_i, trace_s = done.trace_t, done.trace_i, done.trace_s

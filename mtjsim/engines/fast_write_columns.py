@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mtjsim.engines.fast_hot import HotColumnNetwork, Items
+from mtjsim.engines.fast_network import FastSolveError
 from mtjsim.engines.fast_write import (RAMP_SOLVES, Assembled, _evolve, _evolve_grid,
                                        _time_to_reach_one)
 
@@ -74,15 +75,19 @@ class _Outcome:
 def pulse_currents(xbar, program) -> np.ndarray | None:
     """MTJ currents (t -> b) of every pulse of a column program at its full levels with the
     array's present states, (n_pulses, rows, cols), NaN outside each pulse's gated rows;
-    None when the program is not one (``plan``). The training planner's estimate."""
+    None when the program is not one (``plan``) or its solve fails (the caller has its own
+    estimate then). The training planner's estimate."""
     hot = HotColumnNetwork(xbar)
     pulses = plan(xbar, program, hot)
     if pulses is None:
         return None
     start = xbar.states.ravel()
     runner = ColumnProgramWrite(xbar, pulses, None, hot, ramp_grid=2)
-    solved = runner._solve([(p, 1.0, start[q.cells]) for p, q in enumerate(pulses)],
-                           [start] * len(pulses))
+    try:
+        solved = runner._solve([(p, 1.0, start[q.cells]) for p, q in enumerate(pulses)],
+                               [start] * len(pulses))
+    except FastSolveError:
+        return None
     out = np.full((len(pulses),) + xbar.spec.shape, np.nan)
     for p, (q, (i_rows, _, _)) in enumerate(zip(pulses, solved)):
         out[p, q.rows] = i_rows
