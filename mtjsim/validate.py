@@ -79,6 +79,10 @@ def _write_case(case, n, r_w, rng):
         direction = Direction.SET if rng.random() < 0.5 else Direction.RESET
         t = (rng.random(spec.shape) < 0.3) & (xb.states == 1 - direction.target_state)
         t[:, rng.random(n) < 0.5] = False                  # some columns without a pulse
+        if not t.any():                                    # at least one target
+            i, j = rng.integers(n, size=2)
+            xb.states[i, j] = 1 - direction.target_state
+            t[i, j] = True
         v, v_gate = (0.9, 1.0) if direction is Direction.SET else (0.9, 1.3)
         return xb, PulseProgram(WriteScheme.ONE_T_ONE_R, direction, t, v_write_v=v,
                                 pulse_width_s=4e-9, v_gate_write_v=v_gate,

@@ -27,8 +27,10 @@ def _column_pulse(n, r_w, direction, seed, r_driver=20.0, v=1.0):
 @pytest.mark.parametrize("n", [8, 24])
 @pytest.mark.parametrize("r_w", [0.0, 2.0, 20.0])
 @pytest.mark.parametrize("direction", [Direction.SET, Direction.RESET])
-def test_hot_network_matches_the_full_network(n, r_w, direction):
-    xb, hot_cells, levels = _column_pulse(n, r_w, direction, seed=n + int(r_w))
+@pytest.mark.parametrize("r_driver", [0.0, 20.0])
+def test_hot_network_matches_the_full_network(n, r_w, direction, r_driver):
+    xb, hot_cells, levels = _column_pulse(n, r_w, direction, seed=n + int(r_w),
+                                          r_driver=r_driver)
     full, hot = WriteNetwork(xb), HotColumnNetwork(xb)
     fracs = [0.5, 0.75, 1.0]
     for f, h in zip(fracs, hot.solve_fractions(xb.states, fracs, *levels)):
@@ -41,9 +43,11 @@ def test_hot_network_matches_the_full_network(n, r_w, direction):
         tol = 1e-3 if r_w > 2 else 1e-4
         assert np.abs(h.i_cell_a - e.i_cell_a)[hot_cells].max() <= tol * i_hot
         # idle cells carry microamps through linearized channels: a few percent at most
+        # (1e-10 A floor: ideal lines and drivers stand in as 1 milliohm here, merged nodes
+        # in the full network, so its idle cells see exactly 0 V there)
         idle = ~hot_cells
         assert np.abs(h.i_cell_a - e.i_cell_a)[idle].max() <= (
-            0.05 * np.abs(e.i_cell_a[idle]).max() + 1e-12)
+            0.05 * np.abs(e.i_cell_a[idle]).max() + 1e-10)
         for key, p_full in e.power_w.items():
             assert h.power_w[key] == pytest.approx(p_full, rel=1e-3, abs=1e-3 * abs(
                 e.power_w["delivered"])), key
