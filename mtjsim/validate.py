@@ -7,10 +7,13 @@ that sit on a knife's edge, which are counted apart:
 * near threshold: the fast engine's outcome changes when the thresholds move by
   +-THRESHOLD_TOL;
 * edge-sensitive: the outcome changes when the rise/fall edges are integrated coarsely (two
-  points per solve interval, like ngspice's time steps) instead of finely. A device with a
-  small thermal threshold E gains progress ~ t_edge / (Delta * E * i_max) in a burst as its
-  current sweeps through I_c0 during a sub-ns edge; ngspice's steps do not resolve that
-  burst (measured: unchanged even with 25 ps maximum steps), the fast engine integrates it.
+  points per solve interval, like ngspice's time steps) instead of finely, or the device
+  flips during a rise or fall edge in either engine. A device with a small thermal
+  threshold E gains progress ~ t_edge / (Delta * E * i_max) in a burst as its current sweeps
+  through I_c0 during a sub-ns edge; ngspice's steps do not resolve that burst (measured:
+  unchanged even with 25 ps maximum steps), the fast engine integrates it. (Seen on a
+  16x16 V/2 write at 1 ohm: a target with E = 0.008 that flips on the fall edge at
+  0.98 I_c0 in the fast engine, on both its edge grids, and not in ngspice.)
 
 Over seeds, each engine's switching rate of the targets must agree within a 99 % interval.
 """
@@ -100,6 +103,22 @@ def _write_case(case, n, r_w, rng):
     return xb, prog
 
 
+def _flips_on_an_edge(result, program) -> np.ndarray:
+    """Cells whose state first changes during a rise or fall edge of a pulse: the last
+    time point before the change (the fast engine records the flip there, with the old
+    state; ngspice's steps are short around a switching)."""
+    t = result.waveforms["time_s"]
+    state = result.waveforms["state"]
+    changed = np.abs(state - state[..., :1]) > 0.5
+    first = np.maximum(np.argmax(changed, axis=-1) - 1, 0)
+    t_flip = np.where(changed.any(axis=-1), t[first], np.nan)
+    edge = np.zeros(t_flip.shape, bool)
+    for w0, w1 in program.windows_s():
+        edge |= ((t_flip >= w0) & (t_flip <= w0 + program.rise_s)) | (
+            (t_flip >= w1 - program.fall_s) & (t_flip <= w1))
+    return edge
+
+
 def check_writes(sizes, r_wires, n_seeds, seed=1) -> list[Check]:
     rng = np.random.default_rng(seed)
     out = []
@@ -110,12 +129,14 @@ def check_writes(sizes, r_wires, n_seeds, seed=1) -> list[Check]:
                 mismatch = near = 0
                 sw_ng = sw_fast = 0
                 for s in range(n_seeds):
-                    a = write(xb, prog, s).switched
-                    b = write(xb, prog, s, engine=Engine.FAST).switched
+                    ra = write(xb, prog, s)
+                    rb = write(xb, prog, s, engine=Engine.FAST)
+                    a, b = ra.switched, rb.switched
                     lo = quasi_static_write(xb, prog, s, threshold_scale=1 - THRESHOLD_TOL)
                     hi = quasi_static_write(xb, prog, s, threshold_scale=1 + THRESHOLD_TOL)
                     coarse = quasi_static_write(xb, prog, s, ramp_grid=2)
-                    tolerated = (lo.switched != hi.switched) | (coarse.switched != b)
+                    tolerated = ((lo.switched != hi.switched) | (coarse.switched != b)
+                                 | _flips_on_an_edge(ra, prog) | _flips_on_an_edge(rb, prog))
                     diff = a != b
                     near += int((diff & tolerated).sum())
                     mismatch += int((diff & ~tolerated).sum())
