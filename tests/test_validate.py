@@ -80,3 +80,19 @@ def test_validate_cli_quick_exits_zero(capsys):
     assert main(["validate", "--quick"]) == 0
     out = capsys.readouterr().out
     assert "failed" in out and " 0 failed" in out
+
+
+def test_edge_flips_are_told_from_flat_top_flips():
+    # one pulse from 1 ns: rise 0.2 ns, flat to 11.2 ns, fall to 11.4 ns. Cell 0 flips on
+    # the flat top, cell 1 on the fall edge, cell 2 not at all.
+    from types import SimpleNamespace
+    t = np.array([0.0, 1.2e-9, 5e-9, 6e-9, 11.2e-9, 11.3e-9, 11.4e-9])
+    state = np.zeros((1, 3, t.size))
+    state[0, 0, 3:] = 1.0                   # last point before the change: 5 ns (flat)
+    state[0, 1, 6:] = 1.0                   # last point before the change: 11.3 ns (fall)
+    prog = PulseProgram(WriteScheme.V_HALF, Direction.SET, np.ones((1, 3), bool),
+                        pulse_width_s=10e-9)
+    assert prog.windows_s()[0] == pytest.approx((1e-9, 11.4e-9))
+    edge = validate._flips_on_an_edge(SimpleNamespace(
+        waveforms={"time_s": t, "state": state}), prog)
+    assert edge.tolist() == [[False, True, False]]
