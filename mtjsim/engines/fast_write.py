@@ -34,6 +34,7 @@ THERMAL_CAP_PER_S = 1e12   # models/mtj_stt.lib caps the thermal rate (exp(6.9) 
 REGIME_SHARPNESS = 500.0   # its tanh blend of the two regimes around i = 1
 DRAIN = 10.0               # opposite-direction current drains progress at 10x its own rate
 NEGLIGIBLE_PROGRESS = 1e-9  # below this a segment's progress cannot change an outcome
+POWER_KEYS = ("delivered", "array", "wires", "access", "periphery")   # a write's energy
 
 
 def _direction_rate(i, e, lnth, delta, tau0_s, tau_d_s):
@@ -154,7 +155,7 @@ def _sequential(xbar, program, cells, dyn_idx, states, ramp_grid):
     progress = np.zeros(states.size)
     peak = np.zeros(states.size)
     charge = np.zeros(states.size)             # integral |I| dt
-    energy = dict.fromkeys(("delivered", "array", "wires", "access", "periphery"), 0.0)
+    energy = dict.fromkeys(POWER_KEYS, 0.0)
     trace_t, trace_i, trace_s = [0.0], [np.zeros(states.size, np.float32)], [states.copy()]
     solved = {}                                # fraction -> solution, until a flip
 

@@ -7,7 +7,8 @@ column) belongs to exactly one pulse. The sequential engine (``fast_write``) han
 program pulse after pulse, ~10 solves each. Here:
 
 * each round solves the next stretch of every unfinished pulse at once: the hot-cell
-  networks of all (pulse, ramp fraction) pairs in one batched Newton per gated-row count;
+  networks of all (pulse, ramp fraction) pairs in one batched Newton (pulses padded to the
+  most gated rows);
 * the switching progress of all hot cells is integrated in one array over every pulse's
   remaining timeline: rise and fall edges on the same fine grid as ``fast_write``, the flat
   top exactly (the crossing time in closed form);
@@ -28,16 +29,14 @@ with the segment's mean rates).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from mtjsim.engines.fast_hot import HotColumnNetwork, Items
 from mtjsim.engines.fast_network import FastSolveError
-from mtjsim.engines.fast_write import (RAMP_SOLVES, Assembled, _evolve, _evolve_grid,
-                                       _time_to_reach_one)
-
-POWER_KEYS = ("delivered", "array", "wires", "access", "periphery")
+from mtjsim.engines.fast_write import (POWER_KEYS, RAMP_SOLVES, Assembled, _evolve,
+                                       _evolve_grid, _time_to_reach_one)
 
 
 @dataclass
@@ -53,10 +52,7 @@ class _Pulse:
     floor: float
     knot_t: np.ndarray           # (2 RAMP_SOLVES + 2,) s
     knot_f: np.ndarray           # fraction of the levels at each knot
-    cells: np.ndarray = field(init=False)    # flat indices of the hot cells (rows, j)
-
-    def __post_init__(self):
-        self.cells = np.empty(0, int)
+    cells: np.ndarray            # flat indices of the hot cells (rows, j)
 
 
 @dataclass
@@ -102,8 +98,7 @@ def plan(xbar, program, hot: HotColumnNetwork) -> list[_Pulse] | None:
     C = spec.cols
     n = RAMP_SOLVES
     pulses, owner = [], np.full(spec.rows * C, -1)
-    for (sel_r, sel_c), width, (w0, w1) in zip(program.pulses(), program.widths(),
-                                               program.windows_s()):
+    for (sel_r, sel_c), (w0, w1) in zip(program.pulses(), program.windows_s()):
         v_row, v_col, v_gate = line_levels(program, spec.kind, sel_r, sel_c)
         cp = hot.column_pulse(v_row, v_col, v_gate)
         if cp is None:
@@ -114,8 +109,8 @@ def plan(xbar, program, hot: HotColumnNetwork) -> list[_Pulse] | None:
                                  w1 - fall + fall * np.arange(n + 1) / n])
         knot_f = np.concatenate([np.arange(n + 1) / n, 1 - np.arange(n + 1) / n])
         p = _Pulse(j, lv, hv, rows, np.asarray(v_gate, float)[rows],
-                   min(0.0, float(v_row.min()), float(v_col.min())), knot_t, knot_f)
-        p.cells = rows * C + j
+                   min(0.0, float(v_row.min()), float(v_col.min())), knot_t, knot_f,
+                   rows * C + j)
         if (owner[p.cells] >= 0).any():
             return None                    # a cell driven by two pulses: sequential engine
         owner[p.cells] = len(pulses)
@@ -161,10 +156,12 @@ class ColumnProgramWrite:
             states = start.copy()
             new_ctx, stale = [], []
             for p, pulse in enumerate(self.pulses):
-                if not np.array_equal(states.reshape(self.spec.shape)[pulse.rows],
-                                      ctx[p].reshape(self.spec.shape)[pulse.rows]):
+                if np.array_equal(states.reshape(self.spec.shape)[pulse.rows],
+                                  ctx[p].reshape(self.spec.shape)[pulse.rows]):
+                    new_ctx.append(ctx[p])
+                else:
                     stale.append(p)
-                new_ctx.append(ctx[p] if p not in stale else states.copy())
+                    new_ctx.append(states.copy())
                 for f in outcomes[p].flips:
                     states[f] = 1 - states[f]
             ctx, todo = new_ctx, stale
@@ -202,7 +199,7 @@ class ColumnProgramWrite:
                 else:
                     out[p].i_rows[-1], out[p].power[-1] = res[:2]
             before_flip = {}
-            events = self._integrate(active, knots, sols, progress, hot_state)
+            events = self._integrate(active, knots, sols, progress)
             still = []
             for p in active:
                 kt, kf = knots[p]
@@ -317,7 +314,7 @@ class ColumnProgramWrite:
             out[r] = (i_rows, power[n], i_rows[:, q.j])
         return out
 
-    def _integrate(self, active, knots, sols, progress, hot_state) -> dict:
+    def _integrate(self, active, knots, sols, progress) -> dict:
         """Advance every hot cell of the active pulses over its pulse's remaining knots;
         returns {pulse: event} for the pulses in which a cell reaches its threshold."""
         G = self.grid
