@@ -37,7 +37,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.linalg import solve_banded
+from scipy.linalg.lapack import dpttrf, dpttrs
 
 from mtjsim.circuit.crossbar import ArrayKind
 from mtjsim.devices.mtj import mtj_conductance_s
@@ -192,8 +192,12 @@ class HotColumnNetwork:
         """Source lines of the gated rows with their idle cells, linear, per item: node
         voltages (above L) per ampere injected at column j, the idle cells' currents per
         ampere, and the driving-point impedance at j. Block Jacobi between the lines
-        (banded solves) and the idle bit lines (chains down to their drivers, shared by
-        all gated rows), from the bit-line voltages ``w0`` (B, k, C) if given."""
+        (tridiagonal solves) and the idle bit lines (chains down to their drivers, shared by
+        all gated rows), from the bit-line voltages ``w0`` (B, k, C) if given.
+
+        Everything in the idle network is linear in the currents the hot cells inject, so
+        its power is a quadratic form in them: ``p_row`` (B, k, 4) and ``p_pair``
+        (B, k, k, 2) hold its coefficients (see ``_results``)."""
         spec = self.spec
         R, C = spec.shape
         f = it.frac[:, None]
@@ -211,7 +215,8 @@ class HotColumnNetwork:
                               1.0 / (1.0 / g_m + 1.0 / np.maximum(g_ch, 1e-300)[..., None]),
                               0.0)
         g_cell[bi, ki, it.j[:, None]] = 0.0                    # the hot cell is not idle
-        # source lines: nodes 0 (driver output) .. C (cell C-1), stacked (B, k, C + 1)
+        # source lines: nodes 0 (driver output) .. C (cell C-1), stacked (B, k, C + 1) into
+        # one symmetric positive definite tridiagonal system, factored once for the rounds
         gw, gd = 1.0 / self.r_w, 1.0 / self.r_d
         diag = np.zeros((B, k, C + 1))
         diag[..., 0] = gd
@@ -219,10 +224,10 @@ class HotColumnNetwork:
         diag[..., 1:] += gw + g_cell
         off = np.full((B, k, C + 1), -gw)
         off[..., -1] = 0.0                                     # no coupling between lines
-        ab = np.zeros((3, B * k * (C + 1)))
-        ab[0, 1:] = off.ravel()[:-1]
-        ab[1] = diag.ravel()
-        ab[2, :-1] = off.ravel()[:-1]
+        d_f, e_f, info = dpttrf(diag.ravel(), off.ravel()[:-1])
+        if info:
+            raise FastSolveError(f"fast write (hot cells): idle-line factorization failed "
+                                 f"(info {info})")
         inject = np.zeros((B, k, C + 1))
         inject[bi, ki, it.j[:, None] + 1] = 1.0
         # mutual impedance of an idle bit line between gated rows r1, r2 (to its driver)
@@ -233,7 +238,7 @@ class HotColumnNetwork:
         i_prev = None
         for _ in range(JACOBI_MAX_ROUNDS):
             rhs[..., 1:] = inject[..., 1:] + g_cell * w
-            u = solve_banded((1, 1), ab, rhs.ravel(), check_finite=False).reshape(B, k, C + 1)
+            u = dpttrs(d_f, e_f, rhs.ravel())[0].reshape(B, k, C + 1)
             i_sh = g_cell * (u[..., 1:] - w)                   # line -> idle bit line
             w = np.einsum("bpq,bqc->bpc", zb, i_sh)
             if i_prev is not None and np.abs(i_sh - i_prev).max(initial=0.0) <= (
@@ -243,8 +248,26 @@ class HotColumnNetwork:
         else:   # bit-line paths not small against the idle cells (very resistive wires)
             raise FastSolveError(f"fast write (hot cells): the idle lines did not converge "
                                  f"in {JACOBI_MAX_ROUNDS} rounds")
-        return {"u": u, "i_sh": i_sh, "g_m": g_m, "g_ch": g_ch, "w": w,
-                "z_ohm": u[bi, ki, it.j[:, None] + 1]}
+        # power per squared ampere injected, by category (POWER order of _results): idle
+        # MTJs and channels, the source lines' segments and drivers per row; the idle bit
+        # lines carry the shunt currents of several rows, so pairs of rows: the segment
+        # below gated row m carries those of the gated rows at or above m, which gives each
+        # pair its shared path to the driver (zb)
+        sq = i_sh * i_sh
+        p_row = np.zeros((B, k, 4))
+        p_row[..., 0] = (sq / g_m).sum(axis=2)
+        with np.errstate(divide="ignore"):
+            p_row[..., 2] = sq.sum(axis=2) * np.where(g_ch > 0, 1.0 / g_ch, 0.0)
+        p_pair = np.zeros((B, k, k, 2))
+        q = np.einsum("bpc,bqc->bpq", i_sh, i_sh)
+        if spec.r_wire_ohm > 0:
+            p_row[..., 1] = (np.diff(u, axis=2) ** 2).sum(axis=2) / self.r_w
+            p_pair[..., 0] = q * (zb - spec.r_driver_ohm)
+        if spec.r_driver_ohm > 0:
+            p_row[..., 3] = u[..., 0] ** 2 / self.r_d
+            p_pair[..., 1] = q * spec.r_driver_ohm
+        return {"i_sh": i_sh, "g_m": g_m, "w": w, "z_ohm": u[bi, ki, it.j[:, None] + 1],
+                "p_row": p_row, "p_pair": p_pair}
 
     def _results(self, it, x, i_m, i_ch, idle, g_seg, iters) -> "Solved":
         spec = self.spec
@@ -257,42 +280,27 @@ class HotColumnNetwork:
         # idle cells: per ampere injected, times the current each hot cell pushes into its
         # source line; the MTJ current t -> b runs from the bit line into the cell
         inj = (vs - f * it.lv[:, None]) / np.maximum(idle["z_ohm"], R_MIN_OHM)  # (B, k)
-        i_sh = idle["i_sh"] * inj[..., None]                                    # (B, k, C)
-        g_m = idle["g_m"]
-        i_rows = -i_sh
-        v_rows = -i_sh / g_m
+        i_rows = idle["i_sh"] * -inj[..., None]                                 # (B, k, C)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            v_rows = i_rows / idle["g_m"]
         i_rows[bi, ki, it.j[:, None]] = i_m
         v_rows[bi, ki, it.j[:, None]] = vb - vd
-        # power: hot cells and their bit line exactly, the idle network element by element
+        # power: hot cells and their bit line exactly, the idle network from its quadratic
+        # form in the injected currents
+        p_idle = (inj[..., None] ** 2 * idle["p_row"]).sum(axis=1)                # (B, 4)
+        p_idle[:, [1, 3]] += np.einsum("bp,bpqm,bq->bm", inj, idle["p_pair"], inj)
         j_d, j_s = junction_current(vd)[0], junction_current(vs)[0]
-        u = idle["u"] * inj[..., None]                                          # (B, k, C+1)
-        with np.errstate(divide="ignore"):
-            r_ch = np.where(idle["g_ch"] > 0, 1.0 / idle["g_ch"], 0.0)
         i_bitdrv = (it.frac * it.hv - x[:, k]) / self.r_d
-        wire = spec.r_wire_ohm > 0
         wires = np.zeros(B)
-        if wire:
+        if spec.r_wire_ohm > 0:
             bit_seg = np.diff(np.concatenate([vb, x[:, k:k + 1]], axis=1), axis=1)
             wires += (g_seg * bit_seg ** 2).sum(axis=1)
-            wires += (np.diff(u, axis=2) ** 2).sum(axis=(1, 2)) / self.r_w
-            # idle bit lines: the segment below gated row m carries the shunt currents of
-            # the gated rows at or above it
-            gaps = np.diff(np.concatenate([it.rows, np.full((B, 1), R)], axis=1), axis=1)
-            wires += (np.cumsum(i_sh, axis=1) ** 2 * (gaps * spec.r_wire_ohm)[..., None]
-                      ).sum(axis=(1, 2))
-        periphery = i_bitdrv ** 2 * spec.r_driver_ohm
-        if spec.r_driver_ohm > 0:
-            periphery += (u[..., 0] ** 2).sum(axis=1) / self.r_d
-            periphery += (i_sh.sum(axis=1) ** 2).sum(axis=1) * spec.r_driver_ohm
-        p_idle = i_sh ** 2 / g_m
-        p_idle[bi, ki, it.j[:, None]] = 0.0
         power = {
             "delivered": it.frac * it.hv * i_bitdrv - it.frac * it.lv * inj.sum(axis=1),
-            "array": ((vb - vd) * i_m).sum(axis=1) + p_idle.sum(axis=(1, 2)),
-            "wires": wires,
-            "periphery": periphery,
-            "access": ((vd - vs) * i_ch + vd * j_d + vs * j_s).sum(axis=1)
-            + (i_sh ** 2 * r_ch[..., None]).sum(axis=(1, 2)),
+            "array": ((vb - vd) * i_m).sum(axis=1) + p_idle[:, 0],
+            "wires": wires + p_idle[:, 1],
+            "periphery": i_bitdrv ** 2 * spec.r_driver_ohm + p_idle[:, 3],
+            "access": ((vd - vs) * i_ch + vd * j_d + vs * j_s).sum(axis=1) + p_idle[:, 2],
         }
         return Solved(rows=it.rows, i_rows=i_rows, v_rows=v_rows, x=x, power=power,
                       iterations=iters)

@@ -15,11 +15,15 @@ program pulse after pulse, ~10 solves each. Here:
 * a pulse whose cell reaches its threshold stops there: the cell flips, and the next round
   re-solves that pulse from the flip on, as the sequential engine does.
 
+The state of every pulse (cursor, hot-cell states, progress) lives in arrays over the
+pulses, so a round costs a fixed number of array operations whatever the number of pulses.
+
 A pulse sees the cells that earlier pulses flipped in its gated rows (its idle cells, as
 linear shunts). The first pass takes the program's starting states for them; each further
 pass re-runs only the pulses whose gated rows then hold different states than they were
-solved with. The first pulse with a stale input becomes exact in each pass, so this ends,
-and its fixed point is the sequential answer (usually after two passes).
+solved with (rows whose channels stay off carry no shunt, so their states do not count).
+The first pulse with a stale input becomes exact in each pass, so this ends, and its fixed
+point is the sequential answer (usually after two passes).
 
 Differences from ``fast_write`` below its solver tolerance: progress of cells away from
 their pulse (microamps: thermal rates ~1e-10/s) is not integrated, and every hot cell
@@ -38,11 +42,25 @@ from mtjsim.engines.fast_network import FastSolveError
 from mtjsim.engines.fast_write import (POWER_KEYS, RAMP_SOLVES, Assembled, _evolve,
                                        _evolve_grid, _time_to_reach_one)
 
+# Every pulse has the same knots (rise in RAMP_SOLVES steps, flat top, fall): the fraction
+# of the levels at each, the distinct fractions (the solves a pulse needs, "slots"), and
+# which slot each knot takes. A cursor between knots (an event on an edge) takes slot EXTRA.
+KNOT_F = np.concatenate([np.arange(RAMP_SOLVES + 1),
+                         RAMP_SOLVES - np.arange(RAMP_SOLVES + 1)]) / RAMP_SOLVES
+KNOT_SLOT = np.concatenate([np.arange(RAMP_SOLVES + 1), RAMP_SOLVES - np.arange(RAMP_SOLVES + 1)])
+FRACS = np.arange(RAMP_SOLVES + 1) / RAMP_SOLVES
+NK = KNOT_F.size
+EXTRA = FRACS.size
+
+# idle-line fields the hot solve takes: their value on padding rows (no shunts, no idle
+# power, a 1-ohm tie for their source nodes: no current) and how many axes index gated rows
+IDLE_PAD = {"i_sh": (0.0, 1), "g_m": (1.0, 1), "z_ohm": (1.0, 1), "p_row": (0.0, 1),
+            "p_pair": (0.0, 2)}
+
 
 @dataclass
 class _Pulse:
-    """One column pulse: where it acts and its timeline (knots of the piecewise-linear
-    line voltages: rise in RAMP_SOLVES steps, flat top, fall)."""
+    """One column pulse: where it acts and its knot times (see KNOT_F)."""
 
     j: int
     lv: float
@@ -50,22 +68,23 @@ class _Pulse:
     rows: np.ndarray             # gated rows
     v_gate: np.ndarray           # their gate levels
     floor: float
-    knot_t: np.ndarray           # (2 RAMP_SOLVES + 2,) s
-    knot_f: np.ndarray           # fraction of the levels at each knot
+    knot_t: np.ndarray           # (NK,) s
     cells: np.ndarray            # flat indices of the hot cells (rows, j)
 
 
 @dataclass
 class _Outcome:
-    """What one pulse did: its solve points (time, gated rows' currents, power) and the
-    cells that flipped at each point (after it)."""
+    """What one pulse did: its solve points in time order, the network arriving at each
+    and leaving it (they differ after a flip), and the cells flipped right after a point.
+    Gated rows are padded at the front as in ColumnProgramWrite."""
 
-    t: list
-    i_rows: list                 # (k, C) MTJ currents of the gated rows arriving at the point
-    power: list                  # (5,) watts, POWER_KEYS order
-    flips: list                  # flat cell indices flipped right after the point
-    i_next: list                 # currents and power leaving the point: after a flip, the
-    p_next: list                 # network with the new states
+    t: np.ndarray                # (M,) s
+    i_rows: np.ndarray           # (M, K, C) MTJ currents of the gated rows arriving
+    power: np.ndarray            # (M, 5) W, POWER_KEYS order
+    i_next: np.ndarray           # (M, K, C) leaving
+    p_next: np.ndarray           # (M, 5)
+    flip_at: np.ndarray          # (F,) point of each flip
+    flip_cell: np.ndarray        # (F,) flat index of the flipped cell
 
 
 def pulse_currents(xbar, program) -> np.ndarray | None:
@@ -79,14 +98,16 @@ def pulse_currents(xbar, program) -> np.ndarray | None:
         return None
     start = xbar.states.ravel()
     runner = ColumnProgramWrite(xbar, pulses, None, hot, ramp_grid=2)
+    P = len(pulses)
+    runner._new_pass(np.arange(P), [start] * P, slots=[])
     try:
-        solved = runner._solve([(p, 1.0, start[q.cells]) for p, q in enumerate(pulses)],
-                               [start] * len(pulses))
+        i_rows = runner._solve(np.arange(P), np.ones(P), np.full(P, EXTRA),
+                               np.where(runner._real, start[runner._cell], 0.0))[1]
     except FastSolveError:
         return None
-    out = np.full((len(pulses),) + xbar.spec.shape, np.nan)
-    for p, (q, (i_rows, _, _)) in enumerate(zip(pulses, solved)):
-        out[p, q.rows] = i_rows
+    out = np.full((P,) + xbar.spec.shape, np.nan)
+    for p, q in enumerate(pulses):
+        out[p, q.rows] = i_rows[p, runner._pad[p]:]
     return out
 
 
@@ -107,10 +128,8 @@ def plan(xbar, program, hot: HotColumnNetwork) -> list[_Pulse] | None:
         rise, fall = program.rise_s, program.fall_s
         knot_t = np.concatenate([w0 + rise * np.arange(n + 1) / n,
                                  w1 - fall + fall * np.arange(n + 1) / n])
-        knot_f = np.concatenate([np.arange(n + 1) / n, 1 - np.arange(n + 1) / n])
         p = _Pulse(j, lv, hv, rows, np.asarray(v_gate, float)[rows],
-                   min(0.0, float(v_row.min()), float(v_col.min())), knot_t, knot_f,
-                   rows * C + j)
+                   min(0.0, float(v_row.min()), float(v_col.min())), knot_t, rows * C + j)
         if (owner[p.cells] >= 0).any():
             return None                    # a cell driven by two pulses: sequential engine
         owner[p.cells] = len(pulses)
@@ -119,290 +138,390 @@ def plan(xbar, program, hot: HotColumnNetwork) -> list[_Pulse] | None:
 
 
 class ColumnProgramWrite:
-    """Runs a planned column program; ``cells`` is fast_write._Cells (thresholds, rates)."""
+    """Runs a planned column program; ``cells`` is fast_write._Cells (thresholds, rates).
+
+    Pulses gate different numbers of rows: each is padded at the front to the largest count
+    K with copies of its first gated row whose gates stay off (a zero-length bit line
+    segment to a cell without current); ``_real`` marks the gated rows."""
 
     def __init__(self, xbar, pulses: list[_Pulse], cells, hot: HotColumnNetwork,
                  ramp_grid: int):
         self.spec = xbar.spec
+        R, C = self.spec.shape
         self.pulses = pulses
         self.cells = cells
         self.hot = hot
         self.grid = ramp_grid - 1          # steps per segment
         self.n_items = 0
         self.passes = 0
-        self._idle: dict = {}           # (pulse, fraction) -> its idle lines in this pass
-        self._w_warm: dict = {}         # (pulse, fraction) -> idle bit-line voltages
-        # per pulse, padded at the front to the most gated rows K (see _solve)
-        self.K = max(q.rows.size for q in pulses)
-        self._pad = np.array([self.K - q.rows.size for q in pulses])
+        P = len(pulses)
+        self.K = K = max(q.rows.size for q in pulses)
+        self._pad = np.array([K - q.rows.size for q in pulses])
+        self._real = np.arange(K)[None, :] >= self._pad[:, None]                  # (P, K)
         self._rows = np.stack([np.concatenate([np.full(n, q.rows[0]), q.rows])
                                for n, q in zip(self._pad, pulses)])
         self._v_gate = np.stack([np.concatenate([np.zeros(n), q.v_gate])
                                  for n, q in zip(self._pad, pulses)])
         self._j, self._lv, self._hv, self._floor = (
             np.array([getattr(q, a) for q in pulses]) for a in ("j", "lv", "hv", "floor"))
+        self._cell = self._rows * C + self._j[:, None]                           # (P, K)
+        self._knot_t = np.stack([q.knot_t for q in pulses])                      # (P, NK)
+        self._on = self._gates_on(np.arange(P)[:, None], FRACS[None, :])        # (P, slots)
+        # idle cells that can carry a shunt: a channel conducting at some fraction of the
+        # levels (the overdrive is affine in the fraction: positive somewhere in [0, 1]
+        # when it is at 0 or at 1)
+        tr = hot.tr
+        live = self._real & ((self._v_gate - self._lv[:, None] - tr.vto_v > 0) | (-tr.vto_v > 0))
+        self._live = [(q_rows[:, None] * C + np.arange(C)).ravel()
+                      for q_rows in (self._rows[p][live[p]] for p in range(P))]
+        self._w_std = np.zeros((P, FRACS.size, K, C))   # last pass's idle bit-line voltages
+        self._w_extra: dict = {}
+
+    def _gates_on(self, pid, frac):
+        """Whether any gate of pulse ``pid`` conducts at fraction ``frac`` (broadcast)."""
+        frac = np.asarray(frac, float)
+        return ((frac[..., None] * self._v_gate[pid] - self.hot.tr.vto_v)
+                > (frac * self._floor[pid])[..., None]).any(axis=-1)
 
     def run(self, start: np.ndarray) -> list[_Outcome]:
         """Outcomes of every pulse, consistent with the flips of the pulses before it."""
         P = len(self.pulses)
         outcomes: list = [None] * P
         ctx = [start] * P
-        todo = list(range(P))
-        while todo:
+        todo = np.arange(P)
+        while todo.size:
             self.passes += 1
-            outcomes_new = self._simulate(todo, ctx, start)
-            for p in todo:
-                outcomes[p] = outcomes_new[p]
+            for p, o in self._simulate(todo, ctx, start).items():
+                outcomes[p] = o
             states = start.copy()
-            new_ctx, stale = [], []
-            for p, pulse in enumerate(self.pulses):
-                if np.array_equal(states.reshape(self.spec.shape)[pulse.rows],
-                                  ctx[p].reshape(self.spec.shape)[pulse.rows]):
-                    new_ctx.append(ctx[p])
-                else:
+            stale = []
+            for p in range(P):
+                live = self._live[p]
+                if not np.array_equal(states[live], ctx[p][live]):
                     stale.append(p)
-                    new_ctx.append(states.copy())
-                for f in outcomes[p].flips:
-                    states[f] = 1 - states[f]
-            ctx, todo = new_ctx, stale
+                    ctx[p] = states.copy()
+                _toggle(states, outcomes[p].flip_cell)
+            todo = np.array(stale, int)
         return outcomes
 
     # --- one pass over the pulses in ``todo`` ---------------------------------------------
+    def _new_pass(self, todo, ctx, slots=None) -> None:
+        """Idle lines of this pass: the pulses in ``todo`` at the standard fractions
+        ``slots`` (default: all at which a gate conducts), with their idle cells' states
+        from ``ctx``; other fractions are solved when asked (``_solve``)."""
+        self._ctx = ctx
+        self._idle_extra: dict = {}
+        slots = range(FRACS.size) if slots is None else slots
+        pid, fi = (a.ravel() for a in np.meshgrid(todo, np.asarray(slots, int), indexing="ij"))
+        keep = self._on[pid, fi]
+        pid, fi = pid[keep], fi[keep]
+        self._idle_std, w = self._idle_lines(pid, FRACS[fi], self._w_std[pid, fi])
+        self._w_std[pid, fi] = w
+        self._at_std = np.full((len(self.pulses), FRACS.size), -1)   # row in _idle_std
+        self._at_std[pid, fi] = np.arange(pid.size)
+
     def _simulate(self, todo, ctx, start) -> dict:
         C = self.spec.cols
-        self._idle = {}                 # (pulse, fraction) -> its idle lines in this pass
-        out = {}
-        for p in todo:
-            out[p] = _Outcome([], [], [], [], [], [])
-            self._point(out[p], self.pulses[p].knot_t[0],
-                        np.zeros((self.pulses[p].rows.size, C)), np.zeros(len(POWER_KEYS)))
-        # cursor: segment index, time and fraction where the pulse stands
-        seg = {p: 0 for p in todo}
-        at = {p: (self.pulses[p].knot_t[0], 0.0) for p in todo}
-        hot_state = {p: start[self.pulses[p].cells].copy() for p in todo}
-        for p in todo:                     # an earlier pass may have flipped them
-            self.cells.in_p[self.pulses[p].cells] = hot_state[p] == 0
-        progress = {p: np.zeros(self.pulses[p].cells.size) for p in todo}
-        active = list(todo)
-        before_flip: dict = {}          # pulse -> (fraction, hot states) of its last event
-        while active:
-            knots = {p: self._knots(p, seg[p], at[p]) for p in active}
-            requests = [(p, f, hot_state[p]) for p in active for f in np.unique(knots[p][1])]
-            # an event on an edge: the point's currents are those of the network at that
-            # fraction before the flip (the integration took them linear within the step)
-            requests += [(p, f, st) for p, (f, st) in before_flip.items()]
-            solved = self._solve(requests, ctx)
-            sols = {p: {} for p in active}
-            for (p, f, st), res in zip(requests, solved):
-                if st is hot_state[p]:
-                    sols[p][f] = res
-                else:
-                    out[p].i_rows[-1], out[p].power[-1] = res[:2]
-            before_flip = {}
-            events = self._integrate(active, knots, sols, progress)
-            still = []
-            for p in active:
-                kt, kf = knots[p]
-                out[p].i_next[-1], out[p].p_next[-1] = sols[p][kf[0]][:2]
-                ev = events.get(p)
-                last = len(kt) - 1 if ev is None else ev["seg"]
-                for m in range(1, last + 1):           # knots passed whole
-                    self._point(out[p], kt[m], *sols[p][kf[m]][:2])
-                if ev is None:
-                    continue
-                # the event point: currents linear in time within the segment
-                s, a = ev["seg"], ev["alpha"]
-                i0, p0, _ = sols[p][kf[s]]
-                i1, p1, _ = sols[p][kf[s + 1]]
-                self._point(out[p], ev["t"], i0 + (i1 - i0) * a, p0 + (p1 - p0) * a)
-                cells = self.pulses[p].cells
-                out[p].flips[-1] = cells[ev["flip"]]
-                if ev["f"] != 1.0:
-                    before_flip[p] = (ev["f"], hot_state[p].copy())
-                hot_state[p] = hot_state[p].copy()
-                hot_state[p][ev["flip"]] = 1 - hot_state[p][ev["flip"]]
-                self.cells.in_p[cells] = hot_state[p] == 0
-                progress[p] = ev["progress"]
-                progress[p][ev["flip"]] = 0.0
-                # the cursor: which standard segment the event lies in
-                seg[p] = int(np.searchsorted(self.pulses[p].knot_t, ev["t"], side="right")) - 1
-                seg[p] = min(seg[p], len(self.pulses[p].knot_t) - 2)
-                at[p] = (ev["t"], ev["f"])
-                still.append(p)
-            active = still
-        return out
+        K = self.K
+        P = len(self.pulses)
+        self._new_pass(todo, ctx)
+        real = self._real
+        hot = np.where(real, start[self._cell], 0.0)          # hot cells' states (P, K)
+        cells = self._cell[todo][real[todo]]
+        self.cells.in_p[cells] = start[cells] == 0        # an earlier pass may have flipped them
+        self._progress = np.zeros((P, K))
+        seg = np.zeros(P, int)                           # cursor: knot, time and fraction
+        t_at = self._knot_t[:, 0].copy()
+        f_at = np.zeros(P)
+        log = _Log()
+        cur_id = np.zeros(P, int)                        # each pulse's point at its cursor
+        cur_id[todo] = log.add(todo, t_at[todo], np.zeros((todo.size, K, C)),
+                               np.zeros((todo.size, len(POWER_KEYS))))
+        # edge events of the last round: (pulses, fractions, hot-cell states before the flip,
+        # event points), whose currents arriving at the point are those before the flip
+        before_flip = (np.empty(0, int), np.empty(0), np.empty((0, K)), np.empty(0, int))
+        active = todo
+        ar_nk = np.arange(NK)
+        while active.size:
+            A = active.size
+            ar = np.arange(A)
+            ahead = ar_nk[None, :] > seg[active][:, None]        # knots after the cursor
+            t_kn = np.where(ahead, self._knot_t[active], t_at[active][:, None])
+            f_kn = np.where(ahead, KNOT_F, f_at[active][:, None])
+            c_slot = _slot_of(f_at[active])
+            slot_kn = np.where(ahead, KNOT_SLOT, c_slot[:, None])
+            need = np.zeros((A, EXTRA + 1), bool)
+            need[ar[:, None], slot_kn] = True
+            r_a, r_s = np.nonzero(need)
+            bf_pid, bf_f, bf_hot, bf_ids = before_flip
+            i_hot, i_rows, power = self._solve(
+                np.concatenate([active[r_a], bf_pid]),
+                np.concatenate([np.where(r_s == EXTRA, f_at[active[r_a]],
+                                         FRACS[np.minimum(r_s, EXTRA - 1)]), bf_f]),
+                np.concatenate([r_s, _slot_of(bf_f)]),
+                np.concatenate([hot[active[r_a]], bf_hot]))
+            n = r_a.size
+            s_hot = np.zeros((A, EXTRA + 1, K))
+            s_rows = np.zeros((A, EXTRA + 1, K, C))
+            s_pow = np.zeros((A, EXTRA + 1, len(POWER_KEYS)))
+            s_hot[r_a, r_s], s_rows[r_a, r_s], s_pow[r_a, r_s] = i_hot[:n], i_rows[:n], power[:n]
+            log.arrive(bf_ids, i_rows[n:], power[n:])
+            log.leave(cur_id[active], s_rows[ar, c_slot], s_pow[ar, c_slot])
+            ev, s, alpha, t_ev, f_ev, prog, flip = self._integrate(
+                active, seg[active], t_kn, f_kn, slot_kn, s_hot)
+            # points: the knots passed whole, then the event
+            last = np.where(ev, s, NK - 1)
+            pa, pm = np.nonzero(ahead & (ar_nk[None, :] <= last[:, None]))
+            sl = slot_kn[pa, pm]
+            log.add(active[pa], t_kn[pa, pm], s_rows[pa, sl], s_pow[pa, sl])
+            e = np.flatnonzero(ev)
+            ep = active[e]
+            s0, s1 = slot_kn[e, s[e]], slot_kn[e, s[e] + 1]
+            a = alpha[e]
+            i0, p0 = s_rows[e, s0], s_pow[e, s0]
+            ids = log.add(ep, t_ev[e], i0 + (s_rows[e, s1] - i0) * a[:, None, None],
+                          p0 + (s_pow[e, s1] - p0) * a[:, None])
+            fe, fr = np.nonzero(flip[e])
+            log.flips(ids[fe], self._cell[ep[fe], fr])
+            on_edge = f_ev[e] != 1.0
+            before_flip = (ep[on_edge], f_ev[e][on_edge], hot[ep[on_edge]], ids[on_edge])
+            # the flips, and the cursor: which standard segment the event lies in
+            prog[flip] = 0.0
+            self._progress[active] = prog
+            hot[ep] = np.where(flip[e], 1.0 - hot[ep], hot[ep])
+            flipped = self._cell[ep][flip[e]]
+            self.cells.in_p[flipped] = hot[ep][flip[e]] == 0
+            seg[ep] = np.minimum((self._knot_t[ep] <= t_ev[e][:, None]).sum(axis=1) - 1, NK - 2)
+            t_at[ep], f_at[ep] = t_ev[e], f_ev[e]
+            cur_id[ep] = ids
+            active = ep
+        return log.outcomes(todo)
 
-    def _knots(self, p, s, at):
-        """Remaining knots from the cursor: (times, fractions)."""
-        pulse = self.pulses[p]
-        return (np.concatenate([[at[0]], pulse.knot_t[s + 1:]]),
-                np.concatenate([[at[1]], pulse.knot_f[s + 1:]]))
+    def _solve(self, pid, frac, slot, hot):
+        """Hot-cell currents (n, K), gated rows' currents (n, K, C) and power (n, 5) of the
+        requests (pulse, fraction, its slot, hot-cell states (n, K)), from one batched
+        solve; zero where every gate is off."""
+        C = self.spec.cols
+        K = self.K
+        n = pid.size
+        i_hot, i_rows = np.zeros((n, K)), np.zeros((n, K, C))
+        power = np.zeros((n, len(POWER_KEYS)))
+        mem = np.flatnonzero(self._gates_on(pid, frac))
+        if not mem.size:
+            return i_hot, i_rows, power
+        m, f, std = pid[mem], frac[mem], slot[mem] < EXTRA
+        extra = list(dict.fromkeys(zip(m[~std].tolist(), f[~std].tolist())))
+        missing = [key for key in extra if key not in self._idle_extra]
+        if missing:
+            mp, mf = np.array([p for p, _ in missing]), np.array([x for _, x in missing])
+            w0 = np.stack([self._w_extra.get(key, np.zeros((K, C))) for key in missing])
+            new, w = self._idle_lines(mp, mf, w0)
+            for q, key in enumerate(missing):
+                self._w_extra[key] = w[q]
+                self._idle_extra[key] = {name: a[q] for name, a in new.items()}
+        at = self._at_std[m[std], slot[mem][std]]
+        keys = list(zip(m[~std].tolist(), f[~std].tolist()))
+        idle = {}
+        for name in IDLE_PAD:
+            a = np.empty((mem.size,) + (self._idle_std[name].shape[1:] if std.any() else
+                                        self._idle_extra[keys[0]][name].shape))
+            if at.size:
+                a[std] = self._idle_std[name][at]
+            if keys:
+                a[~std] = np.stack([self._idle_extra[key][name] for key in keys])
+            idle[name] = a
+        items = Items(rows=self._rows[m], j=self._j[m], lv=self._lv[m], hv=self._hv[m],
+                      frac=f, v_gate=self._v_gate[m], floor=self._floor[m], states=None,
+                      hot=hot[mem])
+        solved = self.hot.solve_items(items, idle)
+        self.n_items += mem.size
+        i_rows[mem] = solved.i_rows
+        i_hot[mem] = solved.i_rows[np.arange(mem.size), :, self._j[m]]
+        power[mem] = np.stack([solved.power[key] for key in POWER_KEYS], axis=1)
+        return i_hot, i_rows, power
 
-    @staticmethod
-    def _point(o: _Outcome, t, i_rows, power):
-        o.t.append(t)
-        o.i_rows.append(i_rows)
-        o.power.append(power)
-        o.flips.append(np.empty(0, int))
-        o.i_next.append(i_rows)
-        o.p_next.append(power)
-
-    def _solve(self, requests, ctx) -> list:
-        """(gated rows' currents (k, C), power (5,), hot cells' currents (k,)) for each
-        request (pulse, fraction, states of its hot cells), from one batched solve.
-
-        Pulses gate different numbers of rows: each is padded at the front to the largest
-        count with copies of its first gated row whose gates stay off (a zero-length bit
-        line segment to a cell without current), and the copies are dropped after."""
+    def _idle_lines(self, pid, frac, w0):
+        """Idle lines of the (pulse, fraction) pairs with this pass's idle-cell states,
+        unpadded (grouped by gated-row count), returned padded, with the bit-line voltages
+        (padded) that warm-start the next pass."""
         R, C = self.spec.shape
         K = self.K
-        out: list = [None] * len(requests)
-        pid = np.array([p for p, _, _ in requests])
-        frac = np.array([f for _, f, _ in requests])
-        # a request whose gates are all off at its fraction: nothing flows
-        on = ((frac[:, None] * self._v_gate[pid] - self.hot.tr.vto_v)
-              > (frac * self._floor[pid])[:, None]).any(axis=1)
-        for r in np.flatnonzero(~on):
-            k = self.pulses[pid[r]].rows.size
-            out[r] = (np.zeros((k, C)), np.zeros(len(POWER_KEYS)), np.zeros(k))
-        members = np.flatnonzero(on)
-        if not members.size:
-            return out
-        pulses = [self.pulses[p] for p in pid[members]]
-        pad = self._pad[pid[members]]
-        hot = np.zeros((members.size, K))
-        for n, r in enumerate(members):
-            hot[n, pad[n]:] = requests[r][2]
-        m = pid[members]
-        items = Items(rows=self._rows[m], j=self._j[m], lv=self._lv[m], hv=self._hv[m],
-                      frac=frac[members], v_gate=self._v_gate[m], floor=self._floor[m],
-                      states=None, hot=hot)
-        keys = [(requests[r][0], requests[r][1]) for r in members]
-        missing = [n for n, key in enumerate(keys) if key not in self._idle]
-        by_k: dict = {}                  # idle lines unpadded: grouped by gated-row count
-        for n in missing:
-            by_k.setdefault(K - pad[n], []).append(n)
-        for k, group in by_k.items():
-            # the idle cells' states: the gated rows as this pass takes them
-            st = np.stack([ctx[keys[n][0]].reshape(R, C)[pulses[n].rows]
-                           for n in group]).astype(float)
-            sub = Items(*(a[group][:, K - k:] if a.ndim > 1 else a[group] for a in (
-                items.rows, items.j, items.lv, items.hv, items.frac, items.v_gate,
-                items.floor)), states=st)
-            w0 = np.zeros(sub.states.shape)          # last pass's bit-line voltages
-            for q, n in enumerate(group):
-                if keys[n] in self._w_warm:
-                    w0[q] = self._w_warm[keys[n]]
-            new = self.hot.idle_lines(sub, w0)
-            for q, n in enumerate(group):
-                self._idle[keys[n]] = {name: a[q] for name, a in new.items()}
-                self._w_warm[keys[n]] = self._idle[keys[n]]["w"]
-        idle = {}
-        for name, fill in (("u", 0.0), ("i_sh", 0.0), ("g_m", 1.0), ("g_ch", 0.0),
-                           ("z_ohm", 1.0)):
-            # padding rows: no shunts, a 1-ohm tie for their source nodes (no current)
-            first = self._idle[keys[0]][name]
-            arr = np.full((len(keys), K) + first.shape[1:], fill)
-            for n, key in enumerate(keys):
-                arr[n, pad[n]:] = self._idle[key][name]
-            idle[name] = arr
-        solved = self.hot.solve_items(items, idle)
-        self.n_items += len(members)
-        power = np.stack([solved.power[key] for key in POWER_KEYS], axis=1)
-        for n, (r, q) in enumerate(zip(members, pulses)):
-            i_rows = solved.i_rows[n, pad[n]:]
-            out[r] = (i_rows, power[n], i_rows[:, q.j])
-        return out
+        n = pid.size
+        out, w = {}, np.zeros((n, K, C))
+        ks = K - self._pad[pid]
+        for k in np.unique(ks):
+            g = np.flatnonzero(ks == k)
+            p = pid[g]
+            rows = self._rows[p, K - k:]
+            sub = Items(rows=rows, j=self._j[p], lv=self._lv[p], hv=self._hv[p],
+                        frac=frac[g], v_gate=self._v_gate[p, K - k:], floor=self._floor[p],
+                        states=np.stack([self._ctx[q].reshape(R, C)[r]
+                                         for q, r in zip(p, rows)]).astype(float))
+            new = self.hot.idle_lines(sub, w0[g, K - k:])
+            w[g, K - k:] = new["w"]
+            for name, (fill, axes) in IDLE_PAD.items():
+                if name not in out:
+                    out[name] = np.full((n,) + (K,) * axes + new[name].shape[1 + axes:], fill)
+                out[name][(g,) + (slice(K - k, None),) * axes] = new[name]
+        return out, w
 
-    def _integrate(self, active, knots, sols, progress) -> dict:
-        """Advance every hot cell of the active pulses over its pulse's remaining knots;
-        returns {pulse: event} for the pulses in which a cell reaches its threshold."""
+    def _integrate(self, active, seg, t_kn, f_kn, slot_kn, s_hot):
+        """Advance every hot cell of the active pulses from its cursor over the remaining
+        knots (t_kn, f_kn: the cursor repeated before it, zero-length); per pulse: whether
+        a cell reaches its threshold (ev), where (knot segment s, fraction alpha of it, time,
+        level fraction), the progress there (or at the end) and which cells flip."""
         G = self.grid
-        A = len(active)
-        n_kn = max(len(knots[p][0]) for p in active)
-        sizes = np.array([self.pulses[p].cells.size for p in active])
+        A = active.size
+        real = self._real[active]
+        owner, r = np.nonzero(real)
+        sizes = real.sum(axis=1)
         starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-        N = int(sizes.sum())
-        i_kn = np.empty((N, n_kn))               # hot currents at the knots
-        t_kn = np.empty((A, n_kn))
-        idx, p0 = np.empty(N, int), np.empty(N)
-        for n, p in enumerate(active):
-            kt, kf = knots[p]
-            lo, hi = starts[n], starts[n] + sizes[n]
-            i_kn[lo:hi, :kt.size] = np.stack([sols[p][f][2] for f in kf], axis=1)
-            i_kn[lo:hi, kt.size:] = i_kn[lo:hi, kt.size - 1:kt.size]
-            t_kn[n, :kt.size] = kt                # repeat the last knot: zero length
-            t_kn[n, kt.size:] = kt[-1]
-            idx[lo:hi] = self.pulses[p].cells
-            p0[lo:hi] = progress[p]
-        owner = np.repeat(np.arange(A), sizes)
+        m0 = int(seg.min())                  # knots before every cursor: none to integrate
+        i_kn = s_hot[owner[:, None], slot_kn[owner, m0:], r[:, None]]        # (N, NK - m0)
         mid = (np.arange(G) + 0.5) / G
         i0, i1 = i_kn[:, :-1, None], i_kn[:, 1:, None]
-        cur = (i0 + (i1 - i0) * mid).reshape(N, -1)                        # (N, S)
-        dts = np.repeat(np.diff(t_kn, axis=1) / G, G, axis=1)[owner]      # (N, S)
-        toward, away = self.cells.rates(cur, idx)
-        cum = _evolve_grid(p0, toward, away, dts)                           # (N, S + 1)
-        any_pt = np.logical_or.reduceat(cum >= 1, starts, axis=0)         # (A, S + 1)
-        events = {}
-        for n, p in enumerate(active):
-            lo, hi = starts[n], starts[n] + sizes[n]
-            if not any_pt[n].any():
-                progress[p] = cum[lo:hi, -1]
-                continue
-            m = int(np.argmax(any_pt[n]))             # first grid point with a crossing
-            s, g = divmod(m - 1, G)                   # its step: segment s, step g
-            kt, kf = knots[p]
-            t_step = kt[s] + (kt[s + 1] - kt[s]) * g / G
-            if kf[s] == 1.0 and kf[s + 1] == 1.0:     # flat top: the exact crossing time
-                st = m - 1
-                pc = cum[lo:hi, st]
-                tw, aw = toward[lo:hi, st], away[lo:hi, st]
-                dt = float(_time_to_reach_one(pc, tw, aw).min())
-                prog = _evolve(pc, tw, aw, dt)
-                flip = np.flatnonzero(prog >= 1 - 1e-12)
-                t_ev, alpha, f_ev = t_step + dt, 0.0, 1.0
-            else:                                     # an edge: at the grid point
-                prog = cum[lo:hi, m]
-                flip = np.flatnonzero(prog >= 1)
-                alpha = (g + 1) / G
-                t_ev = kt[s] + (kt[s + 1] - kt[s]) * alpha
-                f_ev = kf[s] + (kf[s + 1] - kf[s]) * alpha
-            events[p] = {"seg": s, "alpha": alpha, "t": t_ev, "f": f_ev, "flip": flip,
-                         "progress": prog.copy()}
-        return events
+        cur = (i0 + (i1 - i0) * mid).reshape(owner.size, -1)                 # (N, S)
+        dts = np.repeat(np.diff(t_kn[:, m0:], axis=1) / G, G, axis=1)[owner]  # (N, S)
+        toward, away = self.cells.rates(cur, self._cell[active][real])
+        cum = _evolve_grid(self._progress[active][real], toward, away, dts)   # (N, S + 1)
+        any_pt = np.logical_or.reduceat(cum >= 1, starts, axis=0)            # (A, S + 1)
+        ev = any_pt.any(axis=1)
+        m = np.argmax(any_pt, axis=1)                    # first grid point with a crossing
+        s, g = np.divmod(m - 1, G)                       # its step: segment s, step g
+        s = np.where(ev, s + m0, 0)
+        ar = np.arange(A)
+        kt0, kt1, kf0, kf1 = t_kn[ar, s], t_kn[ar, s + 1], f_kn[ar, s], f_kn[ar, s + 1]
+        flat = (kf0 == 1.0) & (kf1 == 1.0)
+        # flat top: the exact crossing time from the step's start, rates constant
+        st = (m - 1)[owner]
+        n_ = np.arange(owner.size)
+        pc, tw, aw = cum[n_, st], toward[n_, st], away[n_, st]
+        with np.errstate(invalid="ignore"):
+            dt = np.minimum.reduceat(_time_to_reach_one(pc, tw, aw), starts)
+        dt = np.where(ev & flat, dt, 0.0)
+        t_step = kt0 + (kt1 - kt0) * g / G
+        prog_flat = _evolve(pc, tw, aw, dt[owner])
+        # an edge: at the grid point
+        alpha = np.where(flat, 0.0, (g + 1) / G)
+        prog = np.where(ev[owner], np.where(flat[owner], prog_flat, cum[n_, m[owner]]),
+                        cum[:, -1])
+        flip = np.where(flat[owner], prog >= 1 - 1e-12, prog >= 1) & ev[owner]
+        t_ev = np.where(flat, t_step + dt, kt0 + (kt1 - kt0) * alpha)
+        f_ev = np.where(flat, 1.0, kf0 + (kf1 - kf0) * alpha)
+        prog_ak = np.zeros(real.shape)
+        prog_ak[real] = prog
+        flip_ak = np.zeros(real.shape, bool)
+        flip_ak[real] = flip
+        return ev, s, alpha, t_ev, f_ev, prog_ak, flip_ak
+
+
+def _slot_of(f: np.ndarray) -> np.ndarray:
+    """The slots of level fractions: a standard one, else EXTRA."""
+    exact = f[:, None] == FRACS
+    return np.where(exact.any(axis=1), np.argmax(exact, axis=1), EXTRA)
+
+
+class _Log:
+    """The points of one pass, in the order they are found (each pulse's in time order)."""
+
+    def __init__(self):
+        self.pid, self.t, self.rows, self.pow = [], [], [], []
+        self.leaving: list = []          # (point ids, currents, power) leaving a cursor
+        self.arriving: list = []         # (ids, ...) arriving at an edge event, before it
+        self.flip_ids, self.flip_cells = [np.empty(0, int)], [np.empty(0, int)]
+        self.n = 0
+
+    def add(self, pid, t, rows, power) -> np.ndarray:
+        ids = self.n + np.arange(pid.size)
+        self.n += pid.size
+        for lst, a in zip((self.pid, self.t, self.rows, self.pow), (pid, t, rows, power)):
+            lst.append(a)
+        return ids
+
+    def leave(self, ids, rows, power):
+        self.leaving.append((ids, rows, power))
+
+    def arrive(self, ids, rows, power):
+        self.arriving.append((ids, rows, power))
+
+    def flips(self, ids, cells):
+        self.flip_ids.append(ids)
+        self.flip_cells.append(cells)
+
+    def outcomes(self, todo) -> dict:
+        pid, t = np.concatenate(self.pid), np.concatenate(self.t)
+        rows, power = np.concatenate(self.rows), np.concatenate(self.pow)
+        nxt, p_nxt = rows.copy(), power.copy()
+        for ids, r, p in self.leaving:
+            nxt[ids], p_nxt[ids] = r, p
+        for ids, r, p in self.arriving:
+            rows[ids], power[ids] = r, p
+        order = np.argsort(pid, kind="stable")
+        at = np.empty_like(order)
+        at[order] = np.arange(order.size)
+        bounds = np.searchsorted(pid[order], todo)
+        f_ids, f_cells = np.concatenate(self.flip_ids), np.concatenate(self.flip_cells)
+        f_pid = pid[f_ids]
+        out = {}
+        for p, b0, b1 in zip(todo, bounds, np.append(bounds[1:], order.size)):
+            sel = order[b0:b1]
+            mine = f_pid == p
+            out[p] = _Outcome(t[sel], rows[sel], power[sel], nxt[sel], p_nxt[sel],
+                              at[f_ids[mine]] - b0, f_cells[mine])
+        return out
+
+
+def _toggle(states, cells) -> None:
+    """Flip ``cells`` of ``states`` one after the other (a cell listed twice flips back)."""
+    c, n = np.unique(cells, return_counts=True)
+    c = c[n % 2 == 1]
+    states[c] = 1 - states[c]
 
 
 def assemble(pulses, outcomes, start, shape, waveforms=True) -> Assembled:
     """Peak and mean currents, energy and (if asked) waveforms, pulse after pulse in time
     order."""
     R, C = shape
-    states = start.copy()
+    P = len(pulses)
+    K = outcomes[0].i_rows.shape[1]
+    n_pt = np.array([o.t.size for o in outcomes])
+    first = np.concatenate([[0], np.cumsum(n_pt)[:-1]])
+    t = np.concatenate([o.t for o in outcomes])
+    a = np.abs(np.concatenate([o.i_rows for o in outcomes]))                 # (M, K, C)
+    a_next = np.abs(np.concatenate([o.i_next for o in outcomes]))
+    power = np.concatenate([o.power for o in outcomes])
+    p_next = np.concatenate([o.p_next for o in outcomes])
+    pid = np.repeat(np.arange(P), n_pt)
+    grow = np.stack([np.concatenate([np.full(K - q.rows.size, -1), q.rows]) for q in pulses])
+    real = grow >= 0                                                         # (P, K)
+    cell = grow[:, :, None] * C + np.arange(C)                               # (P, K, C)
     peak, charge = np.zeros(R * C), np.zeros(R * C)
-    energy = np.zeros(len(POWER_KEYS))
-    trace_t, trace_i, trace_s = [0.0], [np.zeros(R * C, np.float32)], [states.copy()]
-    for pulse, o in zip(pulses, outcomes):
-        where = (pulse.rows[:, None] * C + np.arange(C)[None, :]).ravel()
-        t = np.asarray(o.t)
-        a = np.abs(np.stack(o.i_rows)).reshape(t.size, -1)               # (M, k C)
-        a_next = np.abs(np.stack(o.i_next)).reshape(t.size, -1)
-        dt = np.diff(t)
-        np.maximum.at(peak, where, np.maximum(a, a_next).max(axis=0))
-        np.add.at(charge, where, (0.5 * (a[1:] + a_next[:-1]) * dt[:, None]).sum(axis=0))
-        energy += (0.5 * (np.stack(o.power)[1:] + np.stack(o.p_next)[:-1])
-                   * dt[:, None]).sum(axis=0)
-        if not waveforms:
-            for f in o.flips:
-                states[f] = 1 - states[f]
-            continue
-        cur = np.zeros((t.size - 1, R * C), np.float32)
-        cur[:, where] = np.stack(o.i_rows)[1:].reshape(t.size - 1, -1)
-        snap = np.repeat(states[None, :], t.size - 1, axis=0)
-        for m in range(1, t.size):                 # flips after point m: later points
-            if o.flips[m].size:
-                states[o.flips[m]] = 1 - states[o.flips[m]]
-                snap[m:, o.flips[m]] = states[o.flips[m]]
-        trace_t.extend(t[1:].tolist())
-        trace_i.extend(cur)
-        trace_s.extend(snap)
-    return Assembled(states, peak, charge, dict(zip(POWER_KEYS, energy.tolist())),
-                     trace_t, trace_i, trace_s)
+    np.maximum.at(peak, cell[real], np.maximum.reduceat(np.maximum(a, a_next), first,
+                                                        axis=0)[real])
+    # stretches between consecutive points of a pulse: trapezoids
+    dt = np.where(pid[1:] == pid[:-1], np.diff(t), 0.0)
+    np.add.at(charge, cell[real], np.add.reduceat(
+        0.5 * (a[1:] + a_next[:-1]) * dt[:, None, None], first, axis=0)[real])
+    energy = (0.5 * (power[1:] + p_next[:-1]) * dt[:, None]).sum(axis=0)
+    flip_pt = np.concatenate([f + o.flip_at for f, o in zip(first, outcomes)])
+    flip_cell = np.concatenate([o.flip_cell for o in outcomes])
+    states = start.copy()
+    _toggle(states, flip_cell)
+    energy = dict(zip(POWER_KEYS, energy.tolist()))
+    if not waveforms:
+        return Assembled(states, peak, charge, energy, [0.0], [np.zeros(R * C, np.float32)],
+                         [start.copy()])
+    # every point but each pulse's first (its start, where the previous one ended)
+    keep = np.ones(t.size, bool)
+    keep[first] = False
+    kp = np.flatnonzero(keep)
+    cur = np.zeros((kp.size + 1, R * C), np.float32)
+    q, r = np.nonzero(real[pid[kp]])
+    cur[1 + q[:, None], cell[pid[kp]][q, r]] = np.concatenate(
+        [o.i_rows for o in outcomes])[kp][q, r]
+    # states at a point: before its own flips
+    count = np.zeros((t.size + 1, R * C), np.int32)
+    np.add.at(count, (flip_pt + 1, flip_cell), 1)
+    snap = np.concatenate([start[None, :], start[None, :] ^ (
+        np.cumsum(count, axis=0)[kp] & 1).astype(start.dtype)])
+    return Assembled(states, peak, charge, energy, [0.0] + t[kp].tolist(), cur, snap)
