@@ -37,7 +37,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.linalg.lapack import dpttrf, dpttrs
+from scipy.linalg.lapack import dptsv, dpttrf, dpttrs
 
 from mtjsim.circuit.crossbar import ArrayKind
 from mtjsim.devices.mtj import mtj_conductance_s
@@ -128,14 +128,15 @@ class HotColumnNetwork:
         n = nb + 2 * k
         gaps = np.diff(np.concatenate([it.rows, np.full((B, 1), R)], axis=1), axis=1)
         g_seg = 1.0 / np.maximum(spec.r_wire_ohm * gaps, R_MIN_OHM)            # (B, k)
-        g_bit = np.zeros((B, nb, nb))          # the bit line alone, driver at the bottom
-        seg_a, seg_b = np.arange(k), np.arange(1, k + 1)
-        g_bit[:, seg_a, seg_a] += g_seg
-        g_bit[:, seg_b, seg_b] += g_seg
-        g_bit[:, seg_a, seg_b] -= g_seg
-        g_bit[:, seg_b, seg_a] -= g_seg
+        # the bit line alone, driver at the bottom: tridiagonal (diagonal, coupling of node
+        # i to i + 1; the last node's is 0, so the items stack into one tridiagonal system)
         g_d = 1.0 / self.r_d
-        g_bit[:, k, k] += g_d
+        diag_bit = np.zeros((B, nb))
+        diag_bit[:, :k] += g_seg
+        diag_bit[:, 1:] += g_seg
+        diag_bit[:, k] += g_d
+        off_bit = np.zeros((B, nb))
+        off_bit[:, :k] = -g_seg
         rhs_bit = np.zeros((B, nb))
         rhs_bit[:, k] = g_d * it.frac * it.hv
         g_tie = 1.0 / np.maximum(idle["z_ohm"], R_MIN_OHM)                     # (B, k)
@@ -151,35 +152,49 @@ class HotColumnNetwork:
         g_on = self.beta * np.maximum(vg - np.minimum(hv, lv) - self.tr.vto_v, 1e-3)
         x[:, d] = lv + (hv - lv) * g0 / (g0 + g_on)
         # Newton with each row's drain and source eliminated (their 2x2 blocks touch only
-        # their bit-line node): a (k + 1)-node system per item instead of 3k + 1
+        # their bit-line node): a tridiagonal (k + 1)-node system per item instead of 3k + 1,
+        # symmetric positive definite (the elimination adds g_m (1 - g_m inv00) > 0 to the
+        # bit line's diagonal), all items in one LAPACK call. An item stops at its first
+        # step below tol_v; the others go on.
+        act = np.arange(B)
+        per_item = (cell_s, rp, tmr0, vh, vg, on, g_tie, lv, diag_bit, off_bit, rhs_bit)
+        sub = per_item
         for iters in range(1, max_iter + 1):
-            vb, vd, vs = x[:, b], x[:, d], x[:, so]
-            i_m, g_m = mtj_current(vb - vd, cell_s, rp, tmr0, vh)
-            i_ch, a_d, a_s = nmos_current(vd, vs, vg, self.tr)
-            i_ch, a_d, a_s = (np.where(on, v, 0.0) for v in (i_ch, a_d, a_s))
+            cs, rp_, tm_, vh_, vg_, on_, gt, lv_, dg, off, rhs_b = sub
+            xa = x[act]
+            xb, vd, vs = xa[:, :nb], xa[:, d], xa[:, so]
+            i_m, g_m = mtj_current(xb[:, :k] - vd, cs, rp_, tm_, vh_)
+            i_ch, a_d, a_s = nmos_current(vd, vs, vg_, self.tr)
+            i_ch, a_d, a_s = (np.where(on_, v, 0.0) for v in (i_ch, a_d, a_s))
             j_d, gj_d = junction_current(vd)
             j_s, gj_s = junction_current(vs)
-            r_b = np.einsum("bij,bj->bi", g_bit, x[:, :nb]) - rhs_bit
+            r_b = dg * xb - rhs_b
+            r_b[:, :-1] += off[:, :-1] * xb[:, 1:]
+            r_b[:, 1:] += off[:, :-1] * xb[:, :-1]
             r_b[:, :k] += i_m
             r_d = -i_m + i_ch + j_d
-            r_s = g_tie * (vs - lv) + j_s - i_ch
+            r_s = gt * (vs - lv_) + j_s - i_ch
             d00, d01 = g_m + a_d + gj_d, a_s                 # d(r_d, r_s)/d(v_d, v_s)
-            d10, d11 = -a_d, g_tie + gj_s - a_s
+            d10, d11 = -a_d, gt + gj_s - a_s
             det = d00 * d11 - d01 * d10
             inv00, inv01 = d11 / det, -d01 / det
-            A = g_bit.copy()
-            A[:, b, b] += g_m - g_m * g_m * inv00
+            diag = dg.copy()
+            diag[:, :k] += g_m - g_m * g_m * inv00
             rhs = -r_b
             rhs[:, :k] += g_m * (-inv00 * r_d - inv01 * r_s)
-            dx = np.empty((B, n))
-            dx[:, :nb] = np.linalg.solve(A, rhs[..., None])[..., 0]
+            dx = np.empty(xa.shape)
+            dx[:, :nb] = dptsv(diag.ravel(), off.ravel()[:-1], rhs.ravel())[2].reshape(-1, nb)
             u0, u1 = -r_d + g_m * dx[:, :k], -r_s
             dx[:, d] = (d11 * u0 - d01 * u1) / det
             dx[:, so] = (d00 * u1 - d10 * u0) / det
-            step = np.abs(dx).max(axis=1, keepdims=True)
-            x += dx * np.minimum(1.0, max_step_v / np.maximum(step, 1e-300))
-            if step.max() < tol_v:
+            step = np.abs(dx).max(axis=1)
+            x[act] = xa + dx * np.minimum(1.0, max_step_v / np.maximum(step, 1e-300))[:, None]
+            going = step >= tol_v
+            if not going.any():
                 break
+            if not going.all():
+                act = act[going]
+                sub = tuple(a[act] for a in per_item)
         else:
             raise FastSolveError(f"fast write (hot cells): Newton did not converge in "
                                  f"{max_iter} iterations (last step {step.max():.3g} V)")
