@@ -19,11 +19,15 @@ The state of every pulse (cursor, hot-cell states, progress) lives in arrays ove
 pulses, so a round costs a fixed number of array operations whatever the number of pulses.
 
 A pulse sees the cells that earlier pulses flipped in its gated rows (its idle cells, as
-linear shunts). The first pass takes the program's starting states for them; each further
-pass re-runs only the pulses whose gated rows then hold different states than they were
-solved with (rows whose channels stay off carry no shunt, so their states do not count).
+linear shunts). The first round runs every pulse with the program's starting states for
+them and integrates every pulse's whole timeline: the cells that reach their threshold
+anywhere in it are the predicted flips, and the pulses whose idle cells those change start
+again, in the next round, with the predicted states. After the pass, any pulse whose gated
+rows then hold different states than it was solved with (a wrong prediction) runs again in
+a further pass (rows whose channels stay off carry no shunt, so their states do not count).
 The first pulse with a stale input becomes exact in each pass, so this ends, and its fixed
-point is the sequential answer (usually after two passes).
+point is the sequential answer: one pass for the 64x64 update steps measured, where the
+start states alone took two.
 
 Differences from ``fast_write`` below its solver tolerance: progress of cells away from
 their pulse (microamps: thermal rates ~1e-10/s) is not integrated, and every hot cell
@@ -144,6 +148,8 @@ class ColumnProgramWrite:
     K with copies of its first gated row whose gates stay off (a zero-length bit line
     segment to a cell without current); ``_real`` marks the gated rows."""
 
+    predict = True        # first pass: contexts from the first round's crossings (_simulate)
+
     def __init__(self, xbar, pulses: list[_Pulse], cells, hot: HotColumnNetwork,
                  ramp_grid: int):
         self.spec = xbar.spec
@@ -191,36 +197,59 @@ class ColumnProgramWrite:
         todo = np.arange(P)
         while todo.size:
             self.passes += 1
-            for p, o in self._simulate(todo, ctx, start).items():
+            for p, o in self._simulate(todo, ctx, start,
+                                       self.predict and self.passes == 1).items():
                 outcomes[p] = o
-            states = start.copy()
-            stale = []
-            for p in range(P):
-                live = self._live[p]
-                if not np.array_equal(states[live], ctx[p][live]):
-                    stale.append(p)
-                    ctx[p] = states.copy()
-                _toggle(states, outcomes[p].flip_cell)
-            todo = np.array(stale, int)
+            todo = self._stale(start, [o.flip_cell for o in outcomes], ctx)
         return outcomes
+
+    def _stale(self, start, flips, ctx) -> np.ndarray:
+        """The pulses whose live idle cells hold other states, after the flips (``flips``:
+        each pulse's flipped cells) of the pulses before them, than ``ctx`` gave them;
+        their ``ctx`` becomes those states."""
+        states = start.copy()
+        stale = []
+        for p, live in enumerate(self._live):
+            if not np.array_equal(states[live], ctx[p][live]):
+                stale.append(p)
+                ctx[p] = states.copy()
+            _toggle(states, flips[p])
+        return np.array(stale, int)
 
     # --- one pass over the pulses in ``todo`` ---------------------------------------------
     def _new_pass(self, todo, ctx, slots=None) -> None:
-        """Idle lines of this pass: the pulses in ``todo`` at the standard fractions
-        ``slots`` (default: all at which a gate conducts), with their idle cells' states
-        from ``ctx``; other fractions are solved when asked (``_solve``)."""
+        """A pass over the pulses ``todo`` with their idle cells' states from ``ctx``."""
         self._ctx = ctx
-        self._idle_extra: dict = {}
+        self._idle_extra: dict = {}          # (pulse, fraction) -> idle lines
+        self._idle_std: dict = {}            # idle lines at the standard fractions
+        self._at_std = np.full((len(self.pulses), FRACS.size), -1)   # row in _idle_std
+        self._add_idle(todo, slots)
+
+    def _add_idle(self, todo, slots=None) -> None:
+        """Idle lines of the pulses ``todo`` at the standard fractions ``slots`` (default:
+        all at which a gate conducts) with the pass's context, replacing any they had;
+        other fractions are solved when asked (``_solve``)."""
+        gone = set(todo.tolist())
+        self._idle_extra = {key: v for key, v in self._idle_extra.items() if key[0] not in gone}
         slots = range(FRACS.size) if slots is None else slots
         pid, fi = (a.ravel() for a in np.meshgrid(todo, np.asarray(slots, int), indexing="ij"))
         keep = self._on[pid, fi]
         pid, fi = pid[keep], fi[keep]
-        self._idle_std, w = self._idle_lines(pid, FRACS[fi], self._w_std[pid, fi])
+        if not pid.size:
+            return
+        new, w = self._idle_lines(pid, FRACS[fi], self._w_std[pid, fi])
         self._w_std[pid, fi] = w
-        self._at_std = np.full((len(self.pulses), FRACS.size), -1)   # row in _idle_std
-        self._at_std[pid, fi] = np.arange(pid.size)
+        base = len(self._idle_std["z_ohm"]) if self._idle_std else 0
+        self._idle_std = {name: np.concatenate([self._idle_std[name], a]) if self._idle_std
+                          else a for name, a in new.items()}
+        self._at_std[pid, fi] = base + np.arange(pid.size)
 
-    def _simulate(self, todo, ctx, start) -> dict:
+    def _simulate(self, todo, ctx, start, predict=False) -> dict:
+        """One pass over the pulses ``todo`` (each with its idle cells' states ``ctx[p]``).
+        ``predict``: after the first round, which saw every pulse's whole timeline with
+        these states, each cell that reached its threshold anywhere in it is taken to flip
+        (later flips' effect on the currents aside: it was right for every cell of the 64x64
+        steps measured), and the pulses whose context that changes start again with it."""
         C = self.spec.cols
         K = self.K
         P = len(self.pulses)
@@ -233,7 +262,7 @@ class ColumnProgramWrite:
         seg = np.zeros(P, int)                           # cursor: knot, time and fraction
         t_at = self._knot_t[:, 0].copy()
         f_at = np.zeros(P)
-        log = _Log()
+        log = _Log(P)
         cur_id = np.zeros(P, int)                        # each pulse's point at its cursor
         cur_id[todo] = log.add(todo, t_at[todo], np.zeros((todo.size, K, C)),
                                np.zeros((todo.size, len(POWER_KEYS))))
@@ -267,7 +296,7 @@ class ColumnProgramWrite:
             s_hot[r_a, r_s], s_rows[r_a, r_s], s_pow[r_a, r_s] = i_hot[:n], i_rows[:n], power[:n]
             log.arrive(bf_ids, i_rows[n:], power[n:])
             log.leave(cur_id[active], s_rows[ar, c_slot], s_pow[ar, c_slot])
-            ev, s, alpha, t_ev, f_ev, prog, flip = self._integrate(
+            ev, s, alpha, t_ev, f_ev, prog, flip, crossing = self._integrate(
                 active, seg[active], t_kn, f_kn, slot_kn, s_hot)
             # points: the knots passed whole, then the event
             last = np.where(ev, s, NK - 1)
@@ -295,6 +324,25 @@ class ColumnProgramWrite:
             t_at[ep], f_at[ep] = t_ev[e], f_ev[e]
             cur_id[ep] = ids
             active = ep
+            if predict:
+                predict = False
+                flips = [np.empty(0, int)] * P
+                for n, p in enumerate(todo):
+                    flips[p] = self._cell[p][crossing[n]]
+                again = self._stale(start, flips, ctx)
+                if again.size:
+                    self._add_idle(again)
+                    hot[again] = np.where(real[again], start[self._cell[again]], 0.0)
+                    cells = self._cell[again][real[again]]
+                    self.cells.in_p[cells] = start[cells] == 0
+                    self._progress[again] = 0.0
+                    seg[again], t_at[again], f_at[again] = 0, self._knot_t[again, 0], 0.0
+                    log.drop(again)
+                    cur_id[again] = log.add(again, t_at[again], np.zeros((again.size, K, C)),
+                                            np.zeros((again.size, len(POWER_KEYS))))
+                    keep = ~np.isin(before_flip[0], again)
+                    before_flip = tuple(a[keep] for a in before_flip)
+                    active = np.union1d(active, again)
         return log.outcomes(todo)
 
     def _solve(self, pid, frac, slot, hot):
@@ -369,7 +417,8 @@ class ColumnProgramWrite:
         """Advance every hot cell of the active pulses from its cursor over the remaining
         knots (t_kn, f_kn: the cursor repeated before it, zero-length); per pulse: whether
         a cell reaches its threshold (ev), where (knot segment s, fraction alpha of it, time,
-        level fraction), the progress there (or at the end) and which cells flip."""
+        level fraction), the progress there (or at the end) and which cells flip; per cell:
+        whether it reaches its threshold anywhere on the timeline, flips aside."""
         G = self.grid
         A = active.size
         real = self._real[active]
@@ -412,7 +461,9 @@ class ColumnProgramWrite:
         prog_ak[real] = prog
         flip_ak = np.zeros(real.shape, bool)
         flip_ak[real] = flip
-        return ev, s, alpha, t_ev, f_ev, prog_ak, flip_ak
+        crossing = np.zeros(real.shape, bool)           # anywhere on the timeline
+        crossing[real] = cum.max(axis=1) >= 1
+        return ev, s, alpha, t_ev, f_ev, prog_ak, flip_ak, crossing
 
 
 def _slot_of(f: np.ndarray) -> np.ndarray:
@@ -424,7 +475,8 @@ def _slot_of(f: np.ndarray) -> np.ndarray:
 class _Log:
     """The points of one pass, in the order they are found (each pulse's in time order)."""
 
-    def __init__(self):
+    def __init__(self, n_pulses):
+        self.first = np.zeros(n_pulses, int)     # each pulse's first point id that counts
         self.pid, self.t, self.rows, self.pow = [], [], [], []
         self.leaving: list = []          # (point ids, currents, power) leaving a cursor
         self.arriving: list = []         # (ids, ...) arriving at an edge event, before it
@@ -437,6 +489,10 @@ class _Log:
         for lst, a in zip((self.pid, self.t, self.rows, self.pow), (pid, t, rows, power)):
             lst.append(a)
         return ids
+
+    def drop(self, pids):
+        """The pulses ``pids`` start again: their points so far do not count."""
+        self.first[pids] = self.n
 
     def leave(self, ids, rows, power):
         self.leaving.append((ids, rows, power))
@@ -456,12 +512,13 @@ class _Log:
             nxt[ids], p_nxt[ids] = r, p
         for ids, r, p in self.arriving:
             rows[ids], power[ids] = r, p
-        order = np.argsort(pid, kind="stable")
-        at = np.empty_like(order)
+        counts = np.flatnonzero(np.arange(pid.size) >= self.first[pid])
+        order = counts[np.argsort(pid[counts], kind="stable")]
+        at = np.empty_like(pid)
         at[order] = np.arange(order.size)
         bounds = np.searchsorted(pid[order], todo)
         f_ids, f_cells = np.concatenate(self.flip_ids), np.concatenate(self.flip_cells)
-        f_pid = pid[f_ids]
+        f_pid = np.where(f_ids >= self.first[pid[f_ids]], pid[f_ids], -1)
         out = {}
         for p, b0, b1 in zip(todo, bounds, np.append(bounds[1:], order.size)):
             sel = order[b0:b1]
