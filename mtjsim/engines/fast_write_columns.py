@@ -77,18 +77,46 @@ class _Pulse:
 
 
 @dataclass
-class _Outcome:
-    """What one pulse did: its solve points in time order, the network arriving at each
-    and leaving it (they differ after a flip), and the cells flipped right after a point.
-    Gated rows are padded at the front as in ColumnProgramWrite."""
+class _Points:
+    """Solve points of pulses, the pulses in order and each pulse's in time order: the
+    network arriving at each point, and where it leaves with other currents (after a flip)
+    the leaving currents; the cells that flip right after a point. Gated rows are padded at
+    the front as in ColumnProgramWrite."""
 
+    pid: np.ndarray              # (M,) pulse
     t: np.ndarray                # (M,) s
-    i_rows: np.ndarray           # (M, K, C) MTJ currents of the gated rows arriving
-    power: np.ndarray            # (M, 5) W, POWER_KEYS order
-    i_next: np.ndarray           # (M, K, C) leaving
-    p_next: np.ndarray           # (M, 5)
-    flip_at: np.ndarray          # (F,) point of each flip
+    i_rows: np.ndarray           # (M, K, C) MTJ currents of the gated rows, arriving
+    power: np.ndarray            # (M, 5) W, POWER_KEYS order, arriving
+    p_next: np.ndarray           # (M, 5) W, leaving
+    leave_at: np.ndarray         # (L,) points the network leaves with other currents
+    leave_rows: np.ndarray       # (L, K, C) those currents
+    flip_at: np.ndarray          # (F,) point of each flip, in time order
     flip_cell: np.ndarray        # (F,) flat index of the flipped cell
+
+    def take(self, idx) -> "_Points":
+        """The points ``idx``, in that order, with their flips and leaving currents."""
+        new = np.full(self.t.size, -1)
+        new[idx] = np.arange(idx.size)
+        lk, fk = new[self.leave_at] >= 0, new[self.flip_at] >= 0
+        return _Points(self.pid[idx], self.t[idx], self.i_rows[idx], self.power[idx],
+                       self.p_next[idx], new[self.leave_at[lk]], self.leave_rows[lk],
+                       new[self.flip_at[fk]], self.flip_cell[fk])
+
+    def replace(self, other: "_Points") -> "_Points":
+        """These points with those of the pulses in ``other`` replaced by ``other``'s."""
+        old = self.take(np.flatnonzero(~np.isin(self.pid, other.pid)))
+        n = old.t.size
+        both = _Points(*(np.concatenate([a, b]) for a, b in (
+            (old.pid, other.pid), (old.t, other.t), (old.i_rows, other.i_rows),
+            (old.power, other.power), (old.p_next, other.p_next),
+            (old.leave_at, other.leave_at + n), (old.leave_rows, other.leave_rows),
+            (old.flip_at, other.flip_at + n), (old.flip_cell, other.flip_cell))))
+        return both.take(np.argsort(both.pid, kind="stable"))
+
+    def flips(self, n_pulses) -> list:
+        """Each pulse's flipped cells, in time order."""
+        owner = self.pid[self.flip_at]
+        return [self.flip_cell[owner == p] for p in range(n_pulses)]
 
 
 def pulse_currents(xbar, program) -> np.ndarray | None:
@@ -189,19 +217,18 @@ class ColumnProgramWrite:
         return ((frac[..., None] * self._v_gate[pid] - self.hot.tr.vto_v)
                 > (frac * self._floor[pid])[..., None]).any(axis=-1)
 
-    def run(self, start: np.ndarray) -> list[_Outcome]:
-        """Outcomes of every pulse, consistent with the flips of the pulses before it."""
+    def run(self, start: np.ndarray) -> _Points:
+        """The points of every pulse, consistent with the flips of the pulses before it."""
         P = len(self.pulses)
-        outcomes: list = [None] * P
         ctx = [start] * P
         todo = np.arange(P)
+        points = None
         while todo.size:
             self.passes += 1
-            for p, o in self._simulate(todo, ctx, start,
-                                       self.predict and self.passes == 1).items():
-                outcomes[p] = o
-            todo = self._stale(start, [o.flip_cell for o in outcomes], ctx)
-        return outcomes
+            new = self._simulate(todo, ctx, start, self.predict and self.passes == 1)
+            points = new if points is None else points.replace(new)
+            todo = self._stale(start, points.flips(P), ctx)
+        return points
 
     def _stale(self, start, flips, ctx) -> np.ndarray:
         """The pulses whose live idle cells hold other states, after the flips (``flips``:
@@ -244,7 +271,7 @@ class ColumnProgramWrite:
                           else a for name, a in new.items()}
         self._at_std[pid, fi] = base + np.arange(pid.size)
 
-    def _simulate(self, todo, ctx, start, predict=False) -> dict:
+    def _simulate(self, todo, ctx, start, predict=False) -> _Points:
         """One pass over the pulses ``todo`` (each with its idle cells' states ``ctx[p]``).
         ``predict``: after the first round, which saw every pulse's whole timeline with
         these states, each cell that reached its threshold anywhere in it is taken to flip
@@ -262,7 +289,7 @@ class ColumnProgramWrite:
         seg = np.zeros(P, int)                           # cursor: knot, time and fraction
         t_at = self._knot_t[:, 0].copy()
         f_at = np.zeros(P)
-        log = _Log(P)
+        log = _Log(P, K, C)
         cur_id = np.zeros(P, int)                        # each pulse's point at its cursor
         cur_id[todo] = log.add(todo, t_at[todo], np.zeros((todo.size, K, C)),
                                np.zeros((todo.size, len(POWER_KEYS))))
@@ -343,7 +370,7 @@ class ColumnProgramWrite:
                     keep = ~np.isin(before_flip[0], again)
                     before_flip = tuple(a[keep] for a in before_flip)
                     active = np.union1d(active, again)
-        return log.outcomes(todo)
+        return log.points()
 
     def _solve(self, pid, frac, slot, hot):
         """Hot-cell currents (n, K), gated rows' currents (n, K, C) and power (n, 5) of the
@@ -475,11 +502,13 @@ def _slot_of(f: np.ndarray) -> np.ndarray:
 class _Log:
     """The points of one pass, in the order they are found (each pulse's in time order)."""
 
-    def __init__(self, n_pulses):
+    def __init__(self, n_pulses, K, C):
         self.first = np.zeros(n_pulses, int)     # each pulse's first point id that counts
         self.pid, self.t, self.rows, self.pow = [], [], [], []
-        self.leaving: list = []          # (point ids, currents, power) leaving a cursor
-        self.arriving: list = []         # (ids, ...) arriving at an edge event, before it
+        # (point ids, currents, power) leaving a cursor; arriving at an edge event
+        self.leaving = [(np.empty(0, int), np.empty((0, K, C)),
+                         np.empty((0, len(POWER_KEYS))))]
+        self.arriving: list = []
         self.flip_ids, self.flip_cells = [np.empty(0, int)], [np.empty(0, int)]
         self.n = 0
 
@@ -504,28 +533,20 @@ class _Log:
         self.flip_ids.append(ids)
         self.flip_cells.append(cells)
 
-    def outcomes(self, todo) -> dict:
+    def points(self) -> _Points:
         pid, t = np.concatenate(self.pid), np.concatenate(self.t)
         rows, power = np.concatenate(self.rows), np.concatenate(self.pow)
-        nxt, p_nxt = rows.copy(), power.copy()
-        for ids, r, p in self.leaving:
-            nxt[ids], p_nxt[ids] = r, p
+        p_next = power.copy()
         for ids, r, p in self.arriving:
             rows[ids], power[ids] = r, p
+        for ids, _, p in self.leaving:
+            p_next[ids] = p
         counts = np.flatnonzero(np.arange(pid.size) >= self.first[pid])
-        order = counts[np.argsort(pid[counts], kind="stable")]
-        at = np.empty_like(pid)
-        at[order] = np.arange(order.size)
-        bounds = np.searchsorted(pid[order], todo)
-        f_ids, f_cells = np.concatenate(self.flip_ids), np.concatenate(self.flip_cells)
-        f_pid = np.where(f_ids >= self.first[pid[f_ids]], pid[f_ids], -1)
-        out = {}
-        for p, b0, b1 in zip(todo, bounds, np.append(bounds[1:], order.size)):
-            sel = order[b0:b1]
-            mine = f_pid == p
-            out[p] = _Outcome(t[sel], rows[sel], power[sel], nxt[sel], p_nxt[sel],
-                              at[f_ids[mine]] - b0, f_cells[mine])
-        return out
+        return _Points(pid, t, rows, power, p_next,
+                       np.concatenate([ids for ids, _, _ in self.leaving]),
+                       np.concatenate([r for _, r, _ in self.leaving]),
+                       np.concatenate(self.flip_ids), np.concatenate(self.flip_cells)).take(
+            counts[np.argsort(pid[counts], kind="stable")])
 
 
 def _toggle(states, cells) -> None:
@@ -535,50 +556,46 @@ def _toggle(states, cells) -> None:
     states[c] = 1 - states[c]
 
 
-def assemble(pulses, outcomes, start, shape, waveforms=True) -> Assembled:
+def assemble(pulses, pts: _Points, start, shape, waveforms=True) -> Assembled:
     """Peak and mean currents, energy and (if asked) waveforms, pulse after pulse in time
     order."""
     R, C = shape
     P = len(pulses)
-    K = outcomes[0].i_rows.shape[1]
-    n_pt = np.array([o.t.size for o in outcomes])
-    first = np.concatenate([[0], np.cumsum(n_pt)[:-1]])
-    t = np.concatenate([o.t for o in outcomes])
-    a = np.abs(np.concatenate([o.i_rows for o in outcomes]))                 # (M, K, C)
-    a_next = np.abs(np.concatenate([o.i_next for o in outcomes]))
-    power = np.concatenate([o.power for o in outcomes])
-    p_next = np.concatenate([o.p_next for o in outcomes])
-    pid = np.repeat(np.arange(P), n_pt)
+    K = pts.i_rows.shape[1]
+    first = np.searchsorted(pts.pid, np.arange(P))              # each pulse's first point
     grow = np.stack([np.concatenate([np.full(K - q.rows.size, -1), q.rows]) for q in pulses])
     real = grow >= 0                                                         # (P, K)
     cell = grow[:, :, None] * C + np.arange(C)                               # (P, K, C)
+    a = np.abs(pts.i_rows)                                                   # (M, K, C)
+    a_leave = np.abs(pts.leave_rows)
+    at, lp = pts.leave_at, pts.pid[pts.leave_at]
     peak, charge = np.zeros(R * C), np.zeros(R * C)
-    np.maximum.at(peak, cell[real], np.maximum.reduceat(np.maximum(a, a_next), first,
-                                                        axis=0)[real])
-    # stretches between consecutive points of a pulse: trapezoids
-    dt = np.where(pid[1:] == pid[:-1], np.diff(t), 0.0)
+    np.maximum.at(peak, cell[real], np.maximum.reduceat(a, first, axis=0)[real])
+    np.maximum.at(peak, cell[lp][real[lp]], a_leave[real[lp]])
+    # stretches between consecutive points of a pulse: trapezoids of the currents leaving
+    # one point and arriving at the next
+    dt = np.where(pts.pid[1:] == pts.pid[:-1], np.diff(pts.t), 0.0)
     np.add.at(charge, cell[real], np.add.reduceat(
-        0.5 * (a[1:] + a_next[:-1]) * dt[:, None, None], first, axis=0)[real])
-    energy = (0.5 * (power[1:] + p_next[:-1]) * dt[:, None]).sum(axis=0)
-    flip_pt = np.concatenate([f + o.flip_at for f, o in zip(first, outcomes)])
-    flip_cell = np.concatenate([o.flip_cell for o in outcomes])
+        0.5 * (a[1:] + a[:-1]) * dt[:, None, None], first, axis=0)[real])
+    np.add.at(charge, cell[lp][real[lp]],
+              (0.5 * (a_leave - a[at]) * dt[at][:, None, None])[real[lp]])
+    energy = (0.5 * (pts.power[1:] + pts.p_next[:-1]) * dt[:, None]).sum(axis=0)
     states = start.copy()
-    _toggle(states, flip_cell)
+    _toggle(states, pts.flip_cell)
     energy = dict(zip(POWER_KEYS, energy.tolist()))
     if not waveforms:
         return Assembled(states, peak, charge, energy, [0.0], [np.zeros(R * C, np.float32)],
                          [start.copy()])
     # every point but each pulse's first (its start, where the previous one ended)
-    keep = np.ones(t.size, bool)
+    keep = np.ones(pts.t.size, bool)
     keep[first] = False
     kp = np.flatnonzero(keep)
     cur = np.zeros((kp.size + 1, R * C), np.float32)
-    q, r = np.nonzero(real[pid[kp]])
-    cur[1 + q[:, None], cell[pid[kp]][q, r]] = np.concatenate(
-        [o.i_rows for o in outcomes])[kp][q, r]
+    q, r = np.nonzero(real[pts.pid[kp]])
+    cur[1 + q[:, None], cell[pts.pid[kp]][q, r]] = pts.i_rows[kp][q, r]
     # states at a point: before its own flips
-    count = np.zeros((t.size + 1, R * C), np.int32)
-    np.add.at(count, (flip_pt + 1, flip_cell), 1)
+    count = np.zeros((pts.t.size + 1, R * C), np.int32)
+    np.add.at(count, (pts.flip_at + 1, pts.flip_cell), 1)
     snap = np.concatenate([start[None, :], start[None, :] ^ (
         np.cumsum(count, axis=0)[kp] & 1).astype(start.dtype)])
-    return Assembled(states, peak, charge, energy, [0.0] + t[kp].tolist(), cur, snap)
+    return Assembled(states, peak, charge, energy, [0.0] + pts.t[kp].tolist(), cur, snap)
