@@ -453,37 +453,43 @@ class ColumnProgramWrite:
         sizes = real.sum(axis=1)
         starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
         m0 = int(seg.min())                  # knots before every cursor: none to integrate
-        i_kn = s_hot[owner[:, None], slot_kn[owner, m0:], r[:, None]]        # (N, NK - m0)
-        mid = (np.arange(G) + 0.5) / G
-        i0, i1 = i_kn[:, :-1, None], i_kn[:, 1:, None]
-        cur = (i0 + (i1 - i0) * mid).reshape(owner.size, -1)                 # (N, S)
-        dts = np.repeat(np.diff(t_kn[:, m0:], axis=1) / G, G, axis=1)[owner]  # (N, S)
+        i_kn = s_hot[owner[:, None], slot_kn[owner, m0:], r[:, None]]        # (N, knots)
+        # a segment whose currents are the same at both ends for every cell (the flat top,
+        # the zero-length stretch before a cursor, gates off) has constant rates: one step
+        # integrates it exactly; an edge takes G steps
+        const = (i_kn[:, 1:] == i_kn[:, :-1]).all(axis=0)                  # (segments,)
+        steps = np.where(const, 1, G)
+        col_seg = np.repeat(np.arange(const.size), steps)                   # (S,)
+        col_g = np.arange(col_seg.size) - (np.cumsum(steps) - steps)[col_seg]
+        i0, i1 = i_kn[:, col_seg], i_kn[:, col_seg + 1]
+        cur = i0 + (i1 - i0) * ((col_g + 0.5) / steps[col_seg])              # (N, S)
+        dts = (np.diff(t_kn[:, m0:], axis=1) / steps)[:, col_seg][owner]     # (N, S)
         toward, away = self.cells.rates(cur, self._cell[active][real])
         cum = _evolve_grid(self._progress[active][real], toward, away, dts)   # (N, S + 1)
         any_pt = np.logical_or.reduceat(cum >= 1, starts, axis=0)            # (A, S + 1)
         ev = any_pt.any(axis=1)
         m = np.argmax(any_pt, axis=1)                    # first grid point with a crossing
-        s, g = np.divmod(m - 1, G)                       # its step: segment s, step g
-        s = np.where(ev, s + m0, 0)
+        col = np.maximum(m - 1, 0)                       # its step: segment s, step g
+        s, g = np.where(ev, col_seg[col], 0) + m0, col_g[col]
+        flat = const[s - m0]
         ar = np.arange(A)
         kt0, kt1, kf0, kf1 = t_kn[ar, s], t_kn[ar, s + 1], f_kn[ar, s], f_kn[ar, s + 1]
-        flat = (kf0 == 1.0) & (kf1 == 1.0)
-        # flat top: the exact crossing time from the step's start, rates constant
-        st = (m - 1)[owner]
+        # constant rates: the exact crossing time from the step's start
+        st = col[owner]
         n_ = np.arange(owner.size)
         pc, tw, aw = cum[n_, st], toward[n_, st], away[n_, st]
         with np.errstate(invalid="ignore"):
             dt = np.minimum.reduceat(_time_to_reach_one(pc, tw, aw), starts)
         dt = np.where(ev & flat, dt, 0.0)
-        t_step = kt0 + (kt1 - kt0) * g / G
         prog_flat = _evolve(pc, tw, aw, dt[owner])
         # an edge: at the grid point
         alpha = np.where(flat, 0.0, (g + 1) / G)
         prog = np.where(ev[owner], np.where(flat[owner], prog_flat, cum[n_, m[owner]]),
                         cum[:, -1])
         flip = np.where(flat[owner], prog >= 1 - 1e-12, prog >= 1) & ev[owner]
-        t_ev = np.where(flat, t_step + dt, kt0 + (kt1 - kt0) * alpha)
-        f_ev = np.where(flat, 1.0, kf0 + (kf1 - kf0) * alpha)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            t_ev = np.where(flat, kt0 + dt, kt0 + (kt1 - kt0) * alpha)
+            f_ev = kf0 + (kf1 - kf0) * np.where(flat, dt / (kt1 - kt0), alpha)
         prog_ak = np.zeros(real.shape)
         prog_ak[real] = prog
         flip_ak = np.zeros(real.shape, bool)
