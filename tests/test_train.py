@@ -143,7 +143,7 @@ class _SoftwareCircuit(IdealBackend):
     """Stands in for the circuit backend where a test checks the loop, not the physics."""
 
     def __init__(self, seed, *, engine=None, v_read_v=0.1, settings=WriteSettings(),
-                 keep_records=False):
+                 keep_records=False, read_phases=None, read_tol=None):
         super().__init__(seed, levels=settings.levels, keep_records=keep_records)
 
 

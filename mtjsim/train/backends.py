@@ -19,19 +19,38 @@ the one pulse that selects both its row and its column.
 from __future__ import annotations
 
 import dataclasses
+import enum
 import time
 from dataclasses import dataclass, fields
 
 import numpy as np
 
 from mtjsim.engines import Engine
-from mtjsim.ops.read import ReadSettings, read
+from mtjsim.engines.fast import FastReadEngine
 from mtjsim.engines.fast_write import quasi_static_write
+from mtjsim.ops.fast_ops import engine_options, fast_read
+from mtjsim.ops.read import ReadSettings, read
 from mtjsim.ops.write import (Direction, PulseProgram, cell_thresholds, pulse_dynamic_cells,
                               write)
 from mtjsim.train.network import ArrayLayer, Tile, delta_g_s
 from mtjsim.train.programs import SwitchRequest, WriteSettings, build_program, split_levels
 from mtjsim.validation import check_range
+
+
+class ReadPhases(enum.Enum):
+    """How a layer's signed inputs reach the rows of its tiles.
+
+    SIGNED: one read, a negative input is a negative row voltage. TWO_PHASE: two reads of
+    non-negative row voltages, the positive parts, then the magnitudes of the negative parts,
+    and the sense subtracts the second column currents from the first (a vector with no
+    negative input is one read). On 1T1R arrays a negative row (source-line) voltage turns
+    the access transistor round: its source moves to the MTJ side and its gate drive rises,
+    so a signed read is 6-24 % off the map linearized at the read bias, which made nearly
+    every vector an exact solve; each phase of a two-phase read is within ~0.3 %
+    (docs/training.md)."""
+
+    SIGNED = "signed"
+    TWO_PHASE = "two-phase"
 
 
 @dataclass
@@ -123,10 +142,12 @@ class CircuitBackend:
 
     def __init__(self, seed: int, *, engine: Engine = Engine.FAST, v_read_v: float = 0.1,
                  settings: WriteSettings = WriteSettings(), keep_records: bool = False,
-                 profile: bool = False, workers: int = 2):
+                 profile: bool = False, workers: int = 2,
+                 read_phases: ReadPhases = ReadPhases.SIGNED, read_tol: float = 5e-3):
         check_range("v_read_v", v_read_v, lo=0, lo_open=True, hi=1, typical="0.05 to 0.2")
         self.engine = Engine(engine)
         self.v_read_v = v_read_v
+        self.read_phases = ReadPhases(read_phases)
         self.settings = settings
         self.rng = np.random.default_rng(seed)
         self.keep_records = keep_records
@@ -136,9 +157,13 @@ class CircuitBackend:
         self.profile: list[dict] | None = [] if profile else None
         self.workers = workers       # tiles written concurrently by execute_many (ngspice)
         # Fast engine: a batch of samples is one matrix product with the devices linearized
-        # at the read voltage; vectors whose estimated error exceeds 0.5 % are solved exactly
+        # at the read voltage; vectors whose estimated error exceeds read_tol (relative to
+        # their largest column current) are solved exactly
         self.read_settings = ReadSettings(fast_mode="checked", fast_bias_v=v_read_v,
-                                          fast_tol=5e-3)
+                                          fast_tol=read_tol)
+        # one fast read engine per tile (its factorization and effective matrix follow the
+        # tile's states): a network has more tiles than the module's cache of recent engines
+        self._read_engines: dict[str, FastReadEngine] = {}
 
     def forward(self, layer: ArrayLayer, a: np.ndarray, counters: WriteCounters) -> np.ndarray:
         t0 = time.perf_counter()
@@ -148,14 +173,38 @@ class CircuitBackend:
             rows = t.xbar.spec.rows
             v = np.zeros((a.shape[0], rows))
             v[:, :t.r1 - t.r0] = ab[:, t.r0:t.r1] * self.v_read_v
-            res = read(t.xbar, v, engine=self.engine, settings=self.read_settings)
+            i_out = self._read(t, v)
             n = t.n1 - t.n0
-            diff = res.i_out_a[:, 0:2 * n:2] - res.i_out_a[:, 1:2 * n:2]
+            diff = i_out[:, 0:2 * n:2] - i_out[:, 1:2 * n:2]
             z[:, t.n0:t.n1] += diff / (self.v_read_v * delta_g_s(t.xbar.spec))
-            if getattr(res, "energy", None) is not None:
-                self.read_energy_j += float(res.energy.energy_j)
         counters.read_wall_s += time.perf_counter() - t0
         return z
+
+    def _read(self, tile: Tile, v: np.ndarray) -> np.ndarray:
+        """Column currents (batch, cols) of ``tile`` for row voltages ``v``, in one read or,
+        with TWO_PHASE and a negative input, two (``ReadPhases``)."""
+        if self.read_phases is ReadPhases.SIGNED or not (v < 0).any():
+            return self._read_once(tile, v)
+        B = v.shape[0]
+        phases = np.concatenate([np.maximum(v, 0.0), np.maximum(-v, 0.0)])
+        live = np.flatnonzero(phases.max(axis=1) > 0)     # an all-zero phase carries 0 A
+        i_out = np.zeros((2 * B, tile.xbar.spec.cols))
+        if live.size:
+            i_out[live] = self._read_once(tile, phases[live])
+        return i_out[:B] - i_out[B:]
+
+    def _read_once(self, tile: Tile, v: np.ndarray) -> np.ndarray:
+        if self.engine is Engine.FAST:
+            eng = self._read_engines.get(tile.name)
+            if eng is None or eng.xbar is not tile.xbar:
+                eng = FastReadEngine(tile.xbar, **engine_options(self.read_settings))
+                self._read_engines[tile.name] = eng
+            return fast_read(tile.xbar, v, settings=self.read_settings, engine=eng,
+                             cell_voltages=False).i_out_a
+        res = read(tile.xbar, v, engine=self.engine, settings=self.read_settings)
+        if getattr(res, "energy", None) is not None:
+            self.read_energy_j += float(res.energy.energy_j)
+        return res.i_out_a
 
     def execute(self, tile: Tile, req: SwitchRequest, counters: WriteCounters) -> None:
         self.execute_many([(tile, req)], counters)

@@ -10,6 +10,7 @@ from mtjsim.circuit.crossbar import ArrayKind
 from mtjsim.devices.mtj import preset_names
 from mtjsim.engines import Engine
 from mtjsim.ops.write import WriteScheme
+from mtjsim.train.backends import ReadPhases
 from mtjsim.train.datasets import DatasetName, Encoding
 from mtjsim.train.network import SteCenter
 from mtjsim.train.rules import Rule
@@ -74,6 +75,14 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
     g.add_argument("--engine", choices=[e.value for e in Engine], default="fast",
                    help="fast (default) or ngspice (the reference, much slower)")
     g.add_argument("--v-read-v", type=float, default=0.1, help="read voltage, volts (0.1)")
+    g.add_argument("--read-phases", choices=[p.value for p in ReadPhases], default=None,
+                   help="signed inputs in one read, or in two non-negative reads whose "
+                        "currents the sense subtracts (default: two-phase on 1t1r, signed "
+                        "on passive)")
+    g.add_argument("--read-tol", type=float, default=5e-3,
+                   help="fast engine: a read vector whose estimated linearization error "
+                        "exceeds this fraction of its largest column current is solved "
+                        "exactly (5e-3)")
     g.add_argument("--scheme", choices=[s.value for s in WriteScheme], default=None,
                    help="v2 or v3 (passive), 1t1r; default v2 / 1t1r")
     g.add_argument("--i-ratio", type=float, default=None,
@@ -110,7 +119,8 @@ def config_from_args(a):
         batch_size=a.batch_size, lr=a.lr, lr_decay=a.lr_decay, gxnor_m=a.gxnor_m,
         ternary_act_threshold=a.act_threshold, ste_window=a.ste_window,
         ste_center=SteCenter(a.ste_center), seed=a.seed,
-        engine=Engine(a.engine), v_read_v=a.v_read_v,
+        engine=Engine(a.engine), v_read_v=a.v_read_v, read_phases=a.read_phases,
+        read_tol=a.read_tol,
         scheme=None if a.scheme is None else WriteScheme(a.scheme), i_ratio=a.i_ratio,
         v_set_v=a.v_set_v, v_reset_v=a.v_reset_v, levels=a.levels,
         baseline=not a.no_baseline, verify_rounds=a.verify_rounds)

@@ -31,7 +31,7 @@ from mtjsim.devices.variation import Variation
 from mtjsim.engines import Engine
 from mtjsim.ops.write import Direction, WriteScheme
 from mtjsim.runs import write_json, write_npz
-from mtjsim.train.backends import CircuitBackend, IdealBackend, WriteCounters
+from mtjsim.train.backends import CircuitBackend, IdealBackend, ReadPhases, WriteCounters
 from mtjsim.train.datasets import Dataset, DatasetName, Encoding, load_dataset
 from mtjsim.train.network import ArrayNetwork, NetworkSpec, SteCenter
 from mtjsim.train.programs import SwitchRequest, WriteSettings
@@ -75,6 +75,9 @@ class TrainConfig:
     seed: int = 0
     engine: Engine = Engine.FAST
     v_read_v: float = 0.1
+    read_phases: ReadPhases | None = None  # default: two-phase on 1T1R, signed on passive
+    read_tol: float = 5e-3                 # fast engine: estimated relative error of the
+                                           # linear read above which a vector is solved exactly
     scheme: WriteScheme | None = None
     i_ratio: float | None = None
     v_set_v: float | None = None
@@ -93,6 +96,8 @@ class TrainConfig:
                 object.__setattr__(self, name, enum_type(v))
         if self.encoding is not None and not isinstance(self.encoding, Encoding):
             object.__setattr__(self, "encoding", Encoding(self.encoding))
+        if self.read_phases is not None and not isinstance(self.read_phases, ReadPhases):
+            object.__setattr__(self, "read_phases", ReadPhases(self.read_phases))
         if self.scheme is not None and not isinstance(self.scheme, WriteScheme):
             object.__setattr__(self, "scheme", WriteScheme(self.scheme))
         if self.hidden is not None:
@@ -103,6 +108,8 @@ class TrainConfig:
         check_int("verify_rounds", self.verify_rounds, lo=0, hi=100)
         check_range("lr", self.lr, lo=0, lo_open=True, hi=100, typical="0.05 to 0.5")
         check_range("lr_decay", self.lr_decay, lo=0, lo_open=True, hi=1, typical="0.8 to 1")
+        check_range("read_tol", self.read_tol, lo=0, lo_open=True, hi=0.1,
+                    typical="1e-3 to 2e-2")
         check_range("p_min", self.p_min, lo=0, hi=1, hi_open=True, typical="0 to 0.05")
         check_range("variation_sigma", self.variation_sigma, lo=0, hi=0.3, typical="0 to 0.05")
 
@@ -112,6 +119,15 @@ class TrainConfig:
     @property
     def hidden_sizes(self) -> tuple[int, ...]:
         return self.hidden if self.hidden is not None else DEFAULT_HIDDEN[self.dataset]
+
+    @property
+    def input_phases(self) -> ReadPhases:
+        """Signed inputs in one read on passive arrays (the MTJ's I-V is odd, so the
+        linearized map holds for both signs), in two non-negative phases on 1T1R arrays
+        (``ReadPhases``)."""
+        if self.read_phases is not None:
+            return self.read_phases
+        return ReadPhases.TWO_PHASE if self.array is ArrayKind.ONE_T_ONE_R else ReadPhases.SIGNED
 
     @property
     def input_encoding(self) -> Encoding:
@@ -262,7 +278,8 @@ COLUMNS = ("epoch", "lr", "loss", "train_acc", "test_acc", "baseline_train_acc",
 
 def _make_backends(cfg: TrainConfig, keep_records=False):
     circuit = CircuitBackend(cfg.seed + 1, engine=cfg.engine, v_read_v=cfg.v_read_v,
-                             settings=write_settings(cfg), keep_records=keep_records)
+                             settings=write_settings(cfg), keep_records=keep_records,
+                             read_phases=cfg.input_phases, read_tol=cfg.read_tol)
     ideal = IdealBackend(cfg.seed + 2, levels=cfg.levels, keep_records=keep_records)
     return circuit, ideal
 
@@ -479,7 +496,8 @@ def exsitu_write(cfg: TrainConfig, data: Dataset, weights, *, seed: int,
     for t in net.tiles:
         t.xbar.states = rng.integers(0, 2, t.xbar.spec.shape).astype(np.int8)
     circuit = CircuitBackend(seed, engine=cfg.engine, v_read_v=cfg.v_read_v,
-                             settings=write_settings(cfg), keep_records=keep_records)
+                             settings=write_settings(cfg), keep_records=keep_records,
+                             read_phases=cfg.input_phases, read_tol=cfg.read_tol)
     c = WriteCounters()
     write_weights(net, weights, circuit, c, verify_rounds=cfg.verify_rounds)
     c.updates += 1
