@@ -292,14 +292,9 @@ class HotColumnNetwork:
         bi, ki = np.arange(B)[:, None], np.arange(k)[None, :]
         vb, vd, vs = x[:, :k], x[:, nb:nb + k], x[:, nb + k:]
         f = it.frac[:, None]
-        # idle cells: per ampere injected, times the current each hot cell pushes into its
-        # source line; the MTJ current t -> b runs from the bit line into the cell
+        # the current each hot cell pushes into its source line (the idle cells carry it
+        # times their currents per ampere)
         inj = (vs - f * it.lv[:, None]) / np.maximum(idle["z_ohm"], R_MIN_OHM)  # (B, k)
-        i_rows = idle["i_sh"] * -inj[..., None]                                 # (B, k, C)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            v_rows = i_rows / idle["g_m"]
-        i_rows[bi, ki, it.j[:, None]] = i_m
-        v_rows[bi, ki, it.j[:, None]] = vb - vd
         # power: hot cells and their bit line exactly, the idle network from its quadratic
         # form in the injected currents
         p_idle = (inj[..., None] ** 2 * idle["p_row"]).sum(axis=1)                # (B, 4)
@@ -317,7 +312,8 @@ class HotColumnNetwork:
             "periphery": i_bitdrv ** 2 * spec.r_driver_ohm + p_idle[:, 3],
             "access": ((vd - vs) * i_ch + vd * j_d + vs * j_s).sum(axis=1) + p_idle[:, 2],
         }
-        return Solved(rows=it.rows, i_rows=i_rows, v_rows=v_rows, x=x, power=power,
+        return Solved(rows=it.rows, j=it.j, i_hot=i_m, v_hot=vb - vd, inj=inj,
+                      idle={"i_sh": idle["i_sh"], "g_m": idle["g_m"]}, x=x, power=power,
                       iterations=iters)
 
 
@@ -338,14 +334,36 @@ class Items:
 
 @dataclass
 class Solved:
-    """Currents of a batch of items: only the gated rows carry current."""
+    """Currents of a batch of items: only the gated rows carry current. The idle cells'
+    (``i_rows``, ``v_rows``) are formed when asked: the current each hot cell injects into
+    its source line times the idle lines' currents per ampere."""
 
     rows: np.ndarray       # (B, k)
-    i_rows: np.ndarray     # (B, k, C) MTJ current t -> b of the gated rows' cells
-    v_rows: np.ndarray     # (B, k, C) MTJ voltage t - b
+    j: np.ndarray          # (B,) the driven column
+    i_hot: np.ndarray      # (B, k) MTJ current t -> b of the hot cells
+    v_hot: np.ndarray      # (B, k) their MTJ voltage t - b
+    inj: np.ndarray        # (B, k) current the hot cells inject into their source lines
+    idle: dict             # the idle lines' "i_sh" (per ampere) and "g_m" (B, k, C)
     x: np.ndarray          # (B, n) hot-network node voltages
     power: dict            # name -> (B,) watts: delivered, array, wires, access, periphery
     iterations: int
+
+    @property
+    def i_rows(self) -> np.ndarray:
+        """(B, k, C) MTJ current t -> b of the gated rows' cells."""
+        out = self.idle["i_sh"] * -self.inj[..., None]
+        out[np.arange(out.shape[0])[:, None], np.arange(out.shape[1]), self.j[:, None]] = \
+            self.i_hot
+        return out
+
+    @property
+    def v_rows(self) -> np.ndarray:
+        """(B, k, C) MTJ voltage t - b of the gated rows' cells."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out = self.idle["i_sh"] * -self.inj[..., None] / self.idle["g_m"]
+        out[np.arange(out.shape[0])[:, None], np.arange(out.shape[1]), self.j[:, None]] = \
+            self.v_hot
+        return out
 
     def solution(self, q: int, shape) -> Solution:
         i_cell, v_cell = np.zeros(shape), np.zeros(shape)

@@ -298,7 +298,8 @@ def quasi_static_write(xbar, program, seed, *, update_states=False, threshold_sc
     if pulses is not None:
         runner = columns.ColumnProgramWrite(xbar, pulses, cells, hot, ramp_grid)
         try:
-            done = columns.assemble(pulses, runner.run(before), before, shape, waveforms)
+            done = columns.assemble(pulses, runner.run(before, waveforms), before, shape,
+                                    waveforms)
             solver = {"hot_solves": runner.n_items, "passes": runner.passes}
         except FastSolveError:             # e.g. idle lines too resistive: the full network
             cells = _Cells(xbar.cells, th, states)

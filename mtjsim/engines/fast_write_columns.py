@@ -17,6 +17,8 @@ program pulse after pulse, ~10 solves each. Here:
 
 The state of every pulse (cursor, hot-cell states, progress) lives in arrays over the
 pulses, so a round costs a fixed number of array operations whatever the number of pulses.
+Peak and mean currents and energy are summed as the rounds go; the solve points themselves
+(currents of every cell of the gated rows) are kept only when waveforms are asked.
 
 A pulse sees the cells that earlier pulses flipped in its gated rows (its idle cells, as
 linear shunts). The first round runs every pulse with the program's starting states for
@@ -77,46 +79,43 @@ class _Pulse:
 
 
 @dataclass
-class _Points:
-    """Solve points of pulses, the pulses in order and each pulse's in time order: the
-    network arriving at each point, and where it leaves with other currents (after a flip)
-    the leaving currents; the cells that flip right after a point. Gated rows are padded at
-    the front as in ColumnProgramWrite."""
+class _Trace:
+    """Waveform points of pulses, the pulses in order and each pulse's in time order: the
+    currents of the gated rows arriving at each point (padded at the front as in
+    ColumnProgramWrite) and the cells that flip right after a point."""
 
     pid: np.ndarray              # (M,) pulse
     t: np.ndarray                # (M,) s
-    i_rows: np.ndarray           # (M, K, C) MTJ currents of the gated rows, arriving
-    power: np.ndarray            # (M, 5) W, POWER_KEYS order, arriving
-    p_next: np.ndarray           # (M, 5) W, leaving
-    leave_at: np.ndarray         # (L,) points the network leaves with other currents
-    leave_rows: np.ndarray       # (L, K, C) those currents
+    i_rows: np.ndarray           # (M, K, C) A, MTJ current t -> b
     flip_at: np.ndarray          # (F,) point of each flip, in time order
     flip_cell: np.ndarray        # (F,) flat index of the flipped cell
 
-    def take(self, idx) -> "_Points":
-        """The points ``idx``, in that order, with their flips and leaving currents."""
+    def take(self, idx) -> "_Trace":
+        """The points ``idx``, in that order, with their flips."""
         new = np.full(self.t.size, -1)
         new[idx] = np.arange(idx.size)
-        lk, fk = new[self.leave_at] >= 0, new[self.flip_at] >= 0
-        return _Points(self.pid[idx], self.t[idx], self.i_rows[idx], self.power[idx],
-                       self.p_next[idx], new[self.leave_at[lk]], self.leave_rows[lk],
-                       new[self.flip_at[fk]], self.flip_cell[fk])
+        keep = new[self.flip_at] >= 0
+        return _Trace(self.pid[idx], self.t[idx], self.i_rows[idx], new[self.flip_at[keep]],
+                      self.flip_cell[keep])
 
-    def replace(self, other: "_Points") -> "_Points":
+    def replace(self, other: "_Trace") -> "_Trace":
         """These points with those of the pulses in ``other`` replaced by ``other``'s."""
         old = self.take(np.flatnonzero(~np.isin(self.pid, other.pid)))
-        n = old.t.size
-        both = _Points(*(np.concatenate([a, b]) for a, b in (
+        both = _Trace(*(np.concatenate([a, b]) for a, b in (
             (old.pid, other.pid), (old.t, other.t), (old.i_rows, other.i_rows),
-            (old.power, other.power), (old.p_next, other.p_next),
-            (old.leave_at, other.leave_at + n), (old.leave_rows, other.leave_rows),
-            (old.flip_at, other.flip_at + n), (old.flip_cell, other.flip_cell))))
+            (old.flip_at, other.flip_at + old.t.size), (old.flip_cell, other.flip_cell))))
         return both.take(np.argsort(both.pid, kind="stable"))
 
-    def flips(self, n_pulses) -> list:
-        """Each pulse's flipped cells, in time order."""
-        owner = self.pid[self.flip_at]
-        return [self.flip_cell[owner == p] for p in range(n_pulses)]
+
+@dataclass
+class _Result:
+    """What each pulse did (gated rows padded at the front as in ColumnProgramWrite)."""
+
+    peak: np.ndarray             # (P, K, C) largest |I| of the gated rows' cells, A
+    charge: np.ndarray           # (P, K, C) integral of |I| dt, C
+    energy: np.ndarray           # (P, 5) J, POWER_KEYS order
+    flips: list                  # each pulse's flipped cells, in time order
+    trace: _Trace | None         # its points, when waveforms are asked
 
 
 def pulse_currents(xbar, program) -> np.ndarray | None:
@@ -134,7 +133,7 @@ def pulse_currents(xbar, program) -> np.ndarray | None:
     runner._new_pass(np.arange(P), [start] * P, slots=[])
     try:
         i_rows = runner._solve(np.arange(P), np.ones(P), np.full(P, EXTRA),
-                               np.where(runner._real, start[runner._cell], 0.0))[1]
+                               np.where(runner._real, start[runner._cell], 0.0), rows=True)[3]
     except FastSolveError:
         return None
     out = np.full((P,) + xbar.spec.shape, np.nan)
@@ -217,18 +216,23 @@ class ColumnProgramWrite:
         return ((frac[..., None] * self._v_gate[pid] - self.hot.tr.vto_v)
                 > (frac * self._floor[pid])[..., None]).any(axis=-1)
 
-    def run(self, start: np.ndarray) -> _Points:
-        """The points of every pulse, consistent with the flips of the pulses before it."""
+    def run(self, start: np.ndarray, waveforms: bool = True) -> _Result:
+        """What every pulse did, consistent with the flips of the pulses before it; with
+        ``waveforms``, its solve points too."""
         P = len(self.pulses)
+        K, C = self.K, self.spec.cols
+        res = _Result(np.zeros((P, K, C)), np.zeros((P, K, C)),
+                      np.zeros((P, len(POWER_KEYS))), [np.empty(0, int)] * P, None)
         ctx = [start] * P
         todo = np.arange(P)
-        points = None
         while todo.size:
             self.passes += 1
-            new = self._simulate(todo, ctx, start, self.predict and self.passes == 1)
-            points = new if points is None else points.replace(new)
-            todo = self._stale(start, points.flips(P), ctx)
-        return points
+            trace = self._simulate(todo, ctx, start, res, self.predict and self.passes == 1,
+                                   waveforms)
+            if waveforms:
+                res.trace = trace if res.trace is None else res.trace.replace(trace)
+            todo = self._stale(start, res.flips, ctx)
+        return res
 
     def _stale(self, start, flips, ctx) -> np.ndarray:
         """The pulses whose live idle cells hold other states, after the flips (``flips``:
@@ -271,31 +275,47 @@ class ColumnProgramWrite:
                           else a for name, a in new.items()}
         self._at_std[pid, fi] = base + np.arange(pid.size)
 
-    def _simulate(self, todo, ctx, start, predict=False) -> _Points:
-        """One pass over the pulses ``todo`` (each with its idle cells' states ``ctx[p]``).
-        ``predict``: after the first round, which saw every pulse's whole timeline with
-        these states, each cell that reached its threshold anywhere in it is taken to flip
-        (later flips' effect on the currents aside: it was right for every cell of the 64x64
-        steps measured), and the pulses whose context that changes start again with it."""
+    def _simulate(self, todo, ctx, start, res: _Result, predict=False, waveforms=True):
+        """One pass over the pulses ``todo`` (each with its idle cells' states ``ctx[p]``),
+        their entries of ``res`` replaced; returns their points (``_Trace``) with
+        ``waveforms``. ``predict``: after the first round, which saw every pulse's whole
+        timeline with these states, each cell that reached its threshold anywhere in it is
+        taken to flip (later flips' effect on the currents aside: it was right for every
+        cell of the 64x64 steps measured), and the pulses whose context that changes start
+        again with it."""
         C = self.spec.cols
         K = self.K
         P = len(self.pulses)
         self._new_pass(todo, ctx)
         real = self._real
         hot = np.where(real, start[self._cell], 0.0)          # hot cells' states (P, K)
-        cells = self._cell[todo][real[todo]]
-        self.cells.in_p[cells] = start[cells] == 0        # an earlier pass may have flipped them
         self._progress = np.zeros((P, K))
         seg = np.zeros(P, int)                           # cursor: knot, time and fraction
         t_at = self._knot_t[:, 0].copy()
         f_at = np.zeros(P)
-        log = _Log(P, K, C)
-        cur_id = np.zeros(P, int)                        # each pulse's point at its cursor
-        cur_id[todo] = log.add(todo, t_at[todo], np.zeros((todo.size, K, C)),
-                               np.zeros((todo.size, len(POWER_KEYS))))
+        log = _TraceLog(P) if waveforms else None
+        flip_pid, flip_cell = [], []
+
+        acc = self._acc = {name: np.zeros((P,) + shape) for name, shape in (
+            ("q_hot", (K,)), ("pk_hot", (K,)), ("energy", (len(POWER_KEYS),)),
+            ("q_inj", (EXTRA, K)), ("pk_inj", (EXTRA, K)), ("q_extra", (K, C)),
+            ("pk_extra", (K, C)))}
+
+        def begin(pids):                          # pulses starting (again) from their start
+            cells = self._cell[pids][real[pids]]
+            self.cells.in_p[cells] = start[cells] == 0    # an earlier pass may have flipped
+            for a in (*acc.values(), self._progress):
+                a[pids] = 0.0
+            if log is not None:
+                log.drop(pids)
+                log.add(pids, t_at[pids], np.zeros((pids.size, K, C)))
+
+        begin(todo)
         # edge events of the last round: (pulses, fractions, hot-cell states before the flip,
-        # event points), whose currents arriving at the point are those before the flip
-        before_flip = (np.empty(0, int), np.empty(0), np.empty((0, K)), np.empty(0, int))
+        # weights of the currents arriving at the event point, its point id): those
+        # currents are the network's before the flip, solved in the next round
+        before_flip = (np.empty(0, int), np.empty(0), np.empty((0, K)), np.empty(0),
+                       np.empty(0, int))
         active = todo
         ar_nk = np.arange(NK)
         while active.size:
@@ -304,43 +324,53 @@ class ColumnProgramWrite:
             ahead = ar_nk[None, :] > seg[active][:, None]        # knots after the cursor
             t_kn = np.where(ahead, self._knot_t[active], t_at[active][:, None])
             f_kn = np.where(ahead, KNOT_F, f_at[active][:, None])
-            c_slot = _slot_of(f_at[active])
-            slot_kn = np.where(ahead, KNOT_SLOT, c_slot[:, None])
+            slot_kn = np.where(ahead, KNOT_SLOT, _slot_of(f_at[active])[:, None])
             need = np.zeros((A, EXTRA + 1), bool)
             need[ar[:, None], slot_kn] = True
             r_a, r_s = np.nonzero(need)
-            bf_pid, bf_f, bf_hot, bf_ids = before_flip
-            i_hot, i_rows, power = self._solve(
-                np.concatenate([active[r_a], bf_pid]),
-                np.concatenate([np.where(r_s == EXTRA, f_at[active[r_a]],
-                                         FRACS[np.minimum(r_s, EXTRA - 1)]), bf_f]),
-                np.concatenate([r_s, _slot_of(bf_f)]),
-                np.concatenate([hot[active[r_a]], bf_hot]))
             n = r_a.size
+            bf_pid, bf_f, bf_hot, bf_w, bf_ids = before_flip
+            pid = np.concatenate([active[r_a], bf_pid])
+            frac = np.concatenate([np.where(r_s == EXTRA, f_at[active[r_a]],
+                                            FRACS[np.minimum(r_s, EXTRA - 1)]), bf_f])
+            slot = np.concatenate([r_s, _slot_of(bf_f)])
+            i_hot, inj, power, i_rows = self._solve(
+                pid, frac, slot, np.concatenate([hot[active[r_a]], bf_hot]), waveforms)
             s_hot = np.zeros((A, EXTRA + 1, K))
-            s_rows = np.zeros((A, EXTRA + 1, K, C))
-            s_pow = np.zeros((A, EXTRA + 1, len(POWER_KEYS)))
-            s_hot[r_a, r_s], s_rows[r_a, r_s], s_pow[r_a, r_s] = i_hot[:n], i_rows[:n], power[:n]
-            log.arrive(bf_ids, i_rows[n:], power[n:])
-            log.leave(cur_id[active], s_rows[ar, c_slot], s_pow[ar, c_slot])
+            s_hot[r_a, r_s] = i_hot[:n]
+            req = np.zeros((A, EXTRA + 1), int)          # the request of each pulse and slot
+            req[r_a, r_s] = np.arange(n)
             ev, s, alpha, t_ev, f_ev, prog, flip, crossing = self._integrate(
                 active, seg[active], t_kn, f_kn, slot_kn, s_hot)
-            # points: the knots passed whole, then the event
-            last = np.where(ev, s, NK - 1)
-            pa, pm = np.nonzero(ahead & (ar_nk[None, :] <= last[:, None]))
-            sl = slot_kn[pa, pm]
-            log.add(active[pa], t_kn[pa, pm], s_rows[pa, sl], s_pow[pa, sl])
             e = np.flatnonzero(ev)
             ep = active[e]
-            s0, s1 = slot_kn[e, s[e]], slot_kn[e, s[e] + 1]
-            a = alpha[e]
-            i0, p0 = s_rows[e, s0], s_pow[e, s0]
-            ids = log.add(ep, t_ev[e], i0 + (s_rows[e, s1] - i0) * a[:, None, None],
-                          p0 + (s_pow[e, s1] - p0) * a[:, None])
-            fe, fr = np.nonzero(flip[e])
-            log.flips(ids[fe], self._cell[ep[fe], fr])
             on_edge = f_ev[e] != 1.0
-            before_flip = (ep[on_edge], f_ev[e][on_edge], hot[ep[on_edge]], ids[on_edge])
+            # the event point's currents arriving: a knot's (alpha is 0 or 1 off an edge)
+            ev_slot = np.where(on_edge, -1, np.where(alpha[e] == 0.0, slot_kn[e, s[e]],
+                                                       slot_kn[e, s[e] + 1]))
+            ev_dt = t_ev[e] - t_kn[e, s[e]]
+            last = np.where(ev, s, NK - 1)
+            w, point = self._weights(seg[active], last, t_kn, slot_kn, r_a, r_s, e, ev_dt,
+                                     ev_slot)
+            self._account(pid, slot, frac, np.concatenate([w, bf_w]),
+                          np.concatenate([point, np.ones(bf_pid.size, bool)]), i_hot, inj,
+                          power)
+            if log is not None:
+                log.arrive(bf_ids, i_rows[n:])
+                pa, pm = np.nonzero(ahead & (ar_nk[None, :] <= last[:, None]))
+                log.add(active[pa], t_kn[pa, pm], i_rows[req[pa, slot_kn[pa, pm]]])
+                i0 = i_rows[req[e, slot_kn[e, s[e]]]]
+                ids = log.add(ep, t_ev[e], i0 + (i_rows[req[e, slot_kn[e, s[e] + 1]]] - i0)
+                              * alpha[e][:, None, None])
+            else:
+                ids = np.zeros(e.size, int)
+            fe, fr = np.nonzero(flip[e])
+            flip_pid.append(ep[fe])
+            flip_cell.append(self._cell[ep[fe], fr])
+            if log is not None:
+                log.flips(ids[fe], flip_cell[-1])
+            before_flip = (ep[on_edge], f_ev[e][on_edge], hot[ep[on_edge]],
+                           0.5 * ev_dt[on_edge], ids[on_edge])
             # the flips, and the cursor: which standard segment the event lies in
             prog[flip] = 0.0
             self._progress[active] = prog
@@ -349,7 +379,6 @@ class ColumnProgramWrite:
             self.cells.in_p[flipped] = hot[ep][flip[e]] == 0
             seg[ep] = np.minimum((self._knot_t[ep] <= t_ev[e][:, None]).sum(axis=1) - 1, NK - 2)
             t_at[ep], f_at[ep] = t_ev[e], f_ev[e]
-            cur_id[ep] = ids
             active = ep
             if predict:
                 predict = False
@@ -360,30 +389,97 @@ class ColumnProgramWrite:
                 if again.size:
                     self._add_idle(again)
                     hot[again] = np.where(real[again], start[self._cell[again]], 0.0)
-                    cells = self._cell[again][real[again]]
-                    self.cells.in_p[cells] = start[cells] == 0
-                    self._progress[again] = 0.0
                     seg[again], t_at[again], f_at[again] = 0, self._knot_t[again, 0], 0.0
-                    log.drop(again)
-                    cur_id[again] = log.add(again, t_at[again], np.zeros((again.size, K, C)),
-                                            np.zeros((again.size, len(POWER_KEYS))))
+                    begin(again)
                     keep = ~np.isin(before_flip[0], again)
                     before_flip = tuple(a[keep] for a in before_flip)
+                    keep = ~np.isin(flip_pid[0], again)
+                    flip_pid[0], flip_cell[0] = flip_pid[0][keep], flip_cell[0][keep]
                     active = np.union1d(active, again)
-        return log.points()
+        flip_pid, flip_cell = np.concatenate(flip_pid), np.concatenate(flip_cell)
+        for p in todo:
+            res.flips[p] = flip_cell[flip_pid == p]
+        self._finish(todo, res)
+        return None if log is None else log.trace()
 
-    def _solve(self, pid, frac, slot, hot):
-        """Hot-cell currents (n, K), gated rows' currents (n, K, C) and power (n, 5) of the
-        requests (pulse, fraction, its slot, hot-cell states (n, K)), from one batched
-        solve; zero where every gate is off."""
+    @staticmethod
+    def _weights(seg, last, t_kn, slot_kn, r_a, r_s, e, ev_dt, ev_slot):
+        """What the requests (r_a, r_s) stand for in the stretch of each active pulse that
+        this round covered (from its cursor through the knots passed to its event, ``e``,
+        or its end): their weights in the trapezoids of the currents leaving one point and
+        arriving at the next, and whether they are a point's. An event ``ev_dt`` after its
+        last knot takes the currents of slot ``ev_slot`` arriving, or (-1) those before the
+        flip, solved next round with weight 0.5 ev_dt."""
+        A = seg.size
+        ar = np.arange(A)
+        m = np.arange(NK - 1)[None, :]
+        whole = (m >= seg[:, None]) & (m < last[:, None])             # segments passed whole
+        half = 0.5 * np.diff(t_kn, axis=1) * whole
+        w = np.zeros((A, EXTRA + 1))
+        np.add.at(w, (ar[:, None], slot_kn[:, :-1]), half)
+        np.add.at(w, (ar[:, None], slot_kn[:, 1:]), half)
+        point = np.zeros((A, EXTRA + 1), bool)
+        pa, pm = np.nonzero(np.arange(NK)[None, :] <= last[:, None])
+        point[pa, slot_kn[pa, pm]] = True
+        np.add.at(w, (e, slot_kn[e, last[e]]), 0.5 * ev_dt)
+        k = ev_slot >= 0
+        np.add.at(w, (e[k], ev_slot[k]), 0.5 * ev_dt[k])
+        point[e[k], ev_slot[k]] = True
+        return w[r_a, r_s], point[r_a, r_s]
+
+    def _account(self, pid, slot, frac, w, point, i_hot, inj, power) -> None:
+        """Add the requests' currents to their pulses' charge (``w``: the time each stands
+        for) and peak (``point``: a point's currents) and their power to the energy. An idle
+        cell carries its hot cell's injected current times a per-ampere current that is
+        the same at every solve of a pulse at a standard fraction, so there only the
+        injected currents are summed (``_finish`` multiplies them out); at the others
+        (events on an edge) the idle cells' currents are formed here."""
+        acc = self._acc
+        a_hot, a_inj = np.abs(i_hot), np.abs(inj)
+        np.add.at(acc["q_hot"], pid, w[:, None] * a_hot)
+        np.maximum.at(acc["pk_hot"], pid, a_hot * point[:, None])
+        np.add.at(acc["energy"], pid, w[:, None] * power)
+        std = slot < EXTRA
+        np.add.at(acc["q_inj"], (pid[std], slot[std]), w[std, None] * a_inj[std])
+        np.maximum.at(acc["pk_inj"], (pid[std], slot[std]), a_inj[std] * point[std, None])
+        for r in np.flatnonzero(~std & (a_inj.max(axis=1) > 0)):
+            p = pid[r]
+            i_sh = np.abs(self._idle_extra[(int(p), float(frac[r]))]["i_sh"]) * a_inj[r][:, None]
+            acc["q_extra"][p] += w[r] * i_sh
+            if point[r]:
+                acc["pk_extra"][p] = np.maximum(acc["pk_extra"][p], i_sh)
+
+    def _finish(self, todo, res: _Result) -> None:
+        """The pulses ``todo``'s peak, charge and energy from this pass's sums."""
+        acc = self._acc
+        K, C = self.K, self.spec.cols
+        at = self._at_std[todo][:, :EXTRA]
+        i_sh = np.zeros(at.shape + (K, C))                  # (T, slots, K, C), per ampere
+        i_sh[at >= 0] = np.abs(self._idle_std["i_sh"][at[at >= 0]])
+        res.charge[todo] = acc["q_extra"][todo] + np.einsum("tsk,tskc->tkc",
+                                                             acc["q_inj"][todo], i_sh)
+        res.peak[todo] = np.maximum(acc["pk_extra"][todo],
+                                    (acc["pk_inj"][todo][..., None] * i_sh).max(axis=1))
+        # the hot cells (their per-ampere idle currents are 0)
+        hot = (todo[:, None], np.arange(K), self._j[todo][:, None])
+        res.charge[hot] += acc["q_hot"][todo]
+        res.peak[hot] = np.maximum(res.peak[hot], acc["pk_hot"][todo])
+        res.energy[todo] = acc["energy"][todo]
+
+    def _solve(self, pid, frac, slot, hot, rows=False):
+        """Hot-cell currents (n, K), the currents they inject into their source lines
+        (n, K) and power (n, 5) of the requests (pulse, fraction, its slot, hot-cell states
+        (n, K)), from one batched solve, and with ``rows`` the gated rows' currents
+        (n, K, C); zero where every gate is off."""
         C = self.spec.cols
         K = self.K
         n = pid.size
-        i_hot, i_rows = np.zeros((n, K)), np.zeros((n, K, C))
+        i_hot, inj = np.zeros((n, K)), np.zeros((n, K))
         power = np.zeros((n, len(POWER_KEYS)))
+        i_rows = np.zeros((n, K, C)) if rows else None
         mem = np.flatnonzero(self._gates_on(pid, frac))
         if not mem.size:
-            return i_hot, i_rows, power
+            return i_hot, inj, power, i_rows
         m, f, std = pid[mem], frac[mem], slot[mem] < EXTRA
         extra = list(dict.fromkeys(zip(m[~std].tolist(), f[~std].tolist())))
         missing = [key for key in extra if key not in self._idle_extra]
@@ -410,10 +506,11 @@ class ColumnProgramWrite:
                       hot=hot[mem])
         solved = self.hot.solve_items(items, idle)
         self.n_items += mem.size
-        i_rows[mem] = solved.i_rows
-        i_hot[mem] = solved.i_rows[np.arange(mem.size), :, self._j[m]]
+        i_hot[mem], inj[mem] = solved.i_hot, solved.inj
         power[mem] = np.stack([solved.power[key] for key in POWER_KEYS], axis=1)
-        return i_hot, i_rows, power
+        if rows:
+            i_rows[mem] = solved.i_rows
+        return i_hot, inj, power, i_rows
 
     def _idle_lines(self, pid, frac, w0):
         """Idle lines of the (pulse, fraction) pairs with this pass's idle-cell states,
@@ -505,23 +602,20 @@ def _slot_of(f: np.ndarray) -> np.ndarray:
     return np.where(exact.any(axis=1), np.argmax(exact, axis=1), EXTRA)
 
 
-class _Log:
+class _TraceLog:
     """The points of one pass, in the order they are found (each pulse's in time order)."""
 
-    def __init__(self, n_pulses, K, C):
+    def __init__(self, n_pulses):
         self.first = np.zeros(n_pulses, int)     # each pulse's first point id that counts
-        self.pid, self.t, self.rows, self.pow = [], [], [], []
-        # (point ids, currents, power) leaving a cursor; arriving at an edge event
-        self.leaving = [(np.empty(0, int), np.empty((0, K, C)),
-                         np.empty((0, len(POWER_KEYS))))]
-        self.arriving: list = []
+        self.pid, self.t, self.rows = [], [], []
+        self.arriving: list = []         # (ids, currents): arriving at an edge event
         self.flip_ids, self.flip_cells = [np.empty(0, int)], [np.empty(0, int)]
         self.n = 0
 
-    def add(self, pid, t, rows, power) -> np.ndarray:
+    def add(self, pid, t, rows) -> np.ndarray:
         ids = self.n + np.arange(pid.size)
         self.n += pid.size
-        for lst, a in zip((self.pid, self.t, self.rows, self.pow), (pid, t, rows, power)):
+        for lst, a in zip((self.pid, self.t, self.rows), (pid, t, rows)):
             lst.append(a)
         return ids
 
@@ -529,29 +623,20 @@ class _Log:
         """The pulses ``pids`` start again: their points so far do not count."""
         self.first[pids] = self.n
 
-    def leave(self, ids, rows, power):
-        self.leaving.append((ids, rows, power))
-
-    def arrive(self, ids, rows, power):
-        self.arriving.append((ids, rows, power))
+    def arrive(self, ids, rows):
+        self.arriving.append((ids, rows))
 
     def flips(self, ids, cells):
         self.flip_ids.append(ids)
         self.flip_cells.append(cells)
 
-    def points(self) -> _Points:
-        pid, t = np.concatenate(self.pid), np.concatenate(self.t)
-        rows, power = np.concatenate(self.rows), np.concatenate(self.pow)
-        p_next = power.copy()
-        for ids, r, p in self.arriving:
-            rows[ids], power[ids] = r, p
-        for ids, _, p in self.leaving:
-            p_next[ids] = p
+    def trace(self) -> _Trace:
+        pid, t, rows = (np.concatenate(a) for a in (self.pid, self.t, self.rows))
+        for ids, r in self.arriving:
+            rows[ids] = r
         counts = np.flatnonzero(np.arange(pid.size) >= self.first[pid])
-        return _Points(pid, t, rows, power, p_next,
-                       np.concatenate([ids for ids, _, _ in self.leaving]),
-                       np.concatenate([r for _, r, _ in self.leaving]),
-                       np.concatenate(self.flip_ids), np.concatenate(self.flip_cells)).take(
+        return _Trace(pid, t, rows, np.concatenate(self.flip_ids),
+                      np.concatenate(self.flip_cells)).take(
             counts[np.argsort(pid[counts], kind="stable")])
 
 
@@ -562,46 +647,35 @@ def _toggle(states, cells) -> None:
     states[c] = 1 - states[c]
 
 
-def assemble(pulses, pts: _Points, start, shape, waveforms=True) -> Assembled:
+def assemble(pulses, res: _Result, start, shape, waveforms=True) -> Assembled:
     """Peak and mean currents, energy and (if asked) waveforms, pulse after pulse in time
     order."""
     R, C = shape
     P = len(pulses)
-    K = pts.i_rows.shape[1]
-    first = np.searchsorted(pts.pid, np.arange(P))              # each pulse's first point
+    K = res.peak.shape[1]
     grow = np.stack([np.concatenate([np.full(K - q.rows.size, -1), q.rows]) for q in pulses])
     real = grow >= 0                                                         # (P, K)
     cell = grow[:, :, None] * C + np.arange(C)                               # (P, K, C)
-    a = np.abs(pts.i_rows)                                                   # (M, K, C)
-    a_leave = np.abs(pts.leave_rows)
-    at, lp = pts.leave_at, pts.pid[pts.leave_at]
     peak, charge = np.zeros(R * C), np.zeros(R * C)
-    np.maximum.at(peak, cell[real], np.maximum.reduceat(a, first, axis=0)[real])
-    np.maximum.at(peak, cell[lp][real[lp]], a_leave[real[lp]])
-    # stretches between consecutive points of a pulse: trapezoids of the currents leaving
-    # one point and arriving at the next
-    dt = np.where(pts.pid[1:] == pts.pid[:-1], np.diff(pts.t), 0.0)
-    np.add.at(charge, cell[real], np.add.reduceat(
-        0.5 * (a[1:] + a[:-1]) * dt[:, None, None], first, axis=0)[real])
-    np.add.at(charge, cell[lp][real[lp]],
-              (0.5 * (a_leave - a[at]) * dt[at][:, None, None])[real[lp]])
-    energy = (0.5 * (pts.power[1:] + pts.p_next[:-1]) * dt[:, None]).sum(axis=0)
+    np.maximum.at(peak, cell[real], res.peak[real])
+    np.add.at(charge, cell[real], res.charge[real])
+    energy = dict(zip(POWER_KEYS, res.energy.sum(axis=0).tolist()))
     states = start.copy()
-    _toggle(states, pts.flip_cell)
-    energy = dict(zip(POWER_KEYS, energy.tolist()))
+    _toggle(states, np.concatenate(res.flips))
     if not waveforms:
         return Assembled(states, peak, charge, energy, [0.0], [np.zeros(R * C, np.float32)],
                          [start.copy()])
+    tr = res.trace
     # every point but each pulse's first (its start, where the previous one ended)
-    keep = np.ones(pts.t.size, bool)
-    keep[first] = False
+    keep = np.ones(tr.t.size, bool)
+    keep[np.searchsorted(tr.pid, np.arange(P))] = False
     kp = np.flatnonzero(keep)
     cur = np.zeros((kp.size + 1, R * C), np.float32)
-    q, r = np.nonzero(real[pts.pid[kp]])
-    cur[1 + q[:, None], cell[pts.pid[kp]][q, r]] = pts.i_rows[kp][q, r]
+    q, r = np.nonzero(real[tr.pid[kp]])
+    cur[1 + q[:, None], cell[tr.pid[kp]][q, r]] = tr.i_rows[kp][q, r]
     # states at a point: before its own flips
-    count = np.zeros((pts.t.size + 1, R * C), np.int32)
-    np.add.at(count, (pts.flip_at + 1, pts.flip_cell), 1)
+    count = np.zeros((tr.t.size + 1, R * C), np.int32)
+    np.add.at(count, (tr.flip_at + 1, tr.flip_cell), 1)
     snap = np.concatenate([start[None, :], start[None, :] ^ (
         np.cumsum(count, axis=0)[kp] & 1).astype(start.dtype)])
-    return Assembled(states, peak, charge, energy, [0.0] + pts.t[kp].tolist(), cur, snap)
+    return Assembled(states, peak, charge, energy, [0.0] + tr.t[kp].tolist(), cur, snap)
