@@ -71,18 +71,21 @@ class HotColumnNetwork:
     def column_pulse(self, v_row, v_col, v_gate):
         """(j, L, H, gated rows) when the levels are a column pulse as described above,
         else None (the caller solves the full network)."""
-        v_row, v_col, v_gate = (np.asarray(a, float) for a in (v_row, v_col, v_gate))
-        floor = min(0.0, float(v_row.min()), float(v_col.min()))
-        rows = np.flatnonzero(v_gate - self.tr.vto_v > floor)
-        if rows.size == 0:
-            return None
-        level = v_row[rows[0]]
-        if np.any(v_row[rows] != level):
-            return None
-        hot = np.flatnonzero(v_col != level)
-        if hot.size != 1:
-            return None
-        return int(hot[0]), float(level), float(v_col[hot[0]]), rows
+        return self.column_pulses(*(np.asarray(a, float)[None] for a in (v_row, v_col,
+                                                                          v_gate)))[0]
+
+    def column_pulses(self, v_row, v_col, v_gate) -> list:
+        """``column_pulse`` of each of a batch of pulses' levels (P, rows) / (P, cols)."""
+        floor = np.minimum(0.0, np.minimum(v_row.min(axis=1), v_col.min(axis=1)))
+        gated = v_gate - self.tr.vto_v > floor[:, None]
+        ar = np.arange(v_row.shape[0])
+        level = v_row[ar, np.argmax(gated, axis=1)]           # the first gated row's level
+        hot = v_col != level[:, None]
+        ok = gated.any(axis=1) & (hot.sum(axis=1) == 1) & (
+            (v_row == level[:, None]) | ~gated).all(axis=1)
+        j = np.argmax(hot, axis=1)
+        return [(int(j[p]), float(level[p]), float(v_col[p, j[p]]), np.flatnonzero(gated[p]))
+                if ok[p] else None for p in ar]
 
     # --- the solve ------------------------------------------------------------------------
     def solve_fractions(self, states, fracs, v_row, v_col, v_gate, **kw) -> list[Solution]:
@@ -313,8 +316,8 @@ class HotColumnNetwork:
             "access": ((vd - vs) * i_ch + vd * j_d + vs * j_s).sum(axis=1) + p_idle[:, 2],
         }
         return Solved(rows=it.rows, j=it.j, i_hot=i_m, v_hot=vb - vd, inj=inj,
-                      idle={"i_sh": idle["i_sh"], "g_m": idle["g_m"]}, x=x, power=power,
-                      iterations=iters)
+                      idle={k: idle[k] for k in ("i_sh", "g_m") if k in idle}, x=x,
+                      power=power, iterations=iters)
 
 
 @dataclass

@@ -53,7 +53,8 @@ from mtjsim.engines.fast_write import (POWER_KEYS, RAMP_SOLVES, Assembled, _evol
 # which slot each knot takes. A cursor between knots (an event on an edge) takes slot EXTRA.
 KNOT_F = np.concatenate([np.arange(RAMP_SOLVES + 1),
                          RAMP_SOLVES - np.arange(RAMP_SOLVES + 1)]) / RAMP_SOLVES
-KNOT_SLOT = np.concatenate([np.arange(RAMP_SOLVES + 1), RAMP_SOLVES - np.arange(RAMP_SOLVES + 1)])
+KNOT_SLOT = np.concatenate([np.arange(RAMP_SOLVES + 1),
+                            RAMP_SOLVES - np.arange(RAMP_SOLVES + 1)])
 FRACS = np.arange(RAMP_SOLVES + 1) / RAMP_SOLVES
 NK = KNOT_F.size
 EXTRA = FRACS.size
@@ -149,22 +150,25 @@ def plan(xbar, program, hot: HotColumnNetwork) -> list[_Pulse] | None:
     spec = xbar.spec
     C = spec.cols
     n = RAMP_SOLVES
-    pulses, owner = [], np.full(spec.rows * C, -1)
-    for (sel_r, sel_c), (w0, w1) in zip(program.pulses(), program.windows_s()):
-        v_row, v_col, v_gate = line_levels(program, spec.kind, sel_r, sel_c)
-        cp = hot.column_pulse(v_row, v_col, v_gate)
-        if cp is None:
-            return None
-        j, lv, hv, rows = cp
-        rise, fall = program.rise_s, program.fall_s
-        knot_t = np.concatenate([w0 + rise * np.arange(n + 1) / n,
-                                 w1 - fall + fall * np.arange(n + 1) / n])
-        p = _Pulse(j, lv, hv, rows, np.asarray(v_gate, float)[rows],
-                   min(0.0, float(v_row.min()), float(v_col.min())), knot_t, rows * C + j)
-        if (owner[p.cells] >= 0).any():
-            return None                    # a cell driven by two pulses: sequential engine
-        owner[p.cells] = len(pulses)
-        pulses.append(p)
+    sel = program.pulses()
+    if not sel:
+        return []
+    # the levels of all pulses at once (line_levels works elementwise on the masks)
+    v_row, v_col, v_gate = (np.asarray(a, float) for a in line_levels(
+        program, spec.kind, np.stack([r for r, _ in sel]), np.stack([c for _, c in sel])))
+    cps = hot.column_pulses(v_row, v_col, v_gate)
+    if any(cp is None for cp in cps):
+        return None
+    floor = np.minimum(0.0, np.minimum(v_row.min(axis=1), v_col.min(axis=1)))
+    w0, w1 = np.array(program.windows_s()).T
+    knot_t = np.concatenate([w0[:, None] + program.rise_s * np.arange(n + 1) / n,
+                             w1[:, None] - program.fall_s
+                             + program.fall_s * np.arange(n + 1) / n], axis=1)
+    pulses = [_Pulse(j, lv, hv, rows, v_gate[p, rows], float(floor[p]), knot_t[p],
+                     rows * C + j) for p, (j, lv, hv, rows) in enumerate(cps)]
+    cells = np.concatenate([q.cells for q in pulses])
+    if np.unique(cells).size < cells.size:
+        return None                        # a cell driven by two pulses: sequential engine
     return pulses
 
 
@@ -204,7 +208,8 @@ class ColumnProgramWrite:
         # levels (the overdrive is affine in the fraction: positive somewhere in [0, 1]
         # when it is at 0 or at 1)
         tr = hot.tr
-        live = self._real & ((self._v_gate - self._lv[:, None] - tr.vto_v > 0) | (-tr.vto_v > 0))
+        live = self._real & ((self._v_gate - self._lv[:, None] - tr.vto_v > 0)
+                             | (-tr.vto_v > 0))
         self._live = [(q_rows[:, None] * C + np.arange(C)).ravel()
                       for q_rows in (self._rows[p][live[p]] for p in range(P))]
         self._w_std = np.zeros((P, FRACS.size, K, C))   # last pass's idle bit-line voltages
@@ -261,7 +266,8 @@ class ColumnProgramWrite:
         all at which a gate conducts) with the pass's context, replacing any they had;
         other fractions are solved when asked (``_solve``)."""
         gone = set(todo.tolist())
-        self._idle_extra = {key: v for key, v in self._idle_extra.items() if key[0] not in gone}
+        self._idle_extra = {key: v for key, v in self._idle_extra.items()
+                            if key[0] not in gone}
         slots = range(FRACS.size) if slots is None else slots
         pid, fi = (a.ravel() for a in np.meshgrid(todo, np.asarray(slots, int), indexing="ij"))
         keep = self._on[pid, fi]
@@ -377,7 +383,8 @@ class ColumnProgramWrite:
             hot[ep] = np.where(flip[e], 1.0 - hot[ep], hot[ep])
             flipped = self._cell[ep][flip[e]]
             self.cells.in_p[flipped] = hot[ep][flip[e]] == 0
-            seg[ep] = np.minimum((self._knot_t[ep] <= t_ev[e][:, None]).sum(axis=1) - 1, NK - 2)
+            seg[ep] = np.minimum((self._knot_t[ep] <= t_ev[e][:, None]).sum(axis=1) - 1,
+                                 NK - 2)
             t_at[ep], f_at[ep] = t_ev[e], f_ev[e]
             active = ep
             if predict:
@@ -444,7 +451,8 @@ class ColumnProgramWrite:
         np.maximum.at(acc["pk_inj"], (pid[std], slot[std]), a_inj[std] * point[std, None])
         for r in np.flatnonzero(~std & (a_inj.max(axis=1) > 0)):
             p = pid[r]
-            i_sh = np.abs(self._idle_extra[(int(p), float(frac[r]))]["i_sh"]) * a_inj[r][:, None]
+            i_sh = (np.abs(self._idle_extra[(int(p), float(frac[r]))]["i_sh"])
+                    * a_inj[r][:, None])
             acc["q_extra"][p] += w[r] * i_sh
             if point[r]:
                 acc["pk_extra"][p] = np.maximum(acc["pk_extra"][p], i_sh)
@@ -492,8 +500,8 @@ class ColumnProgramWrite:
                 self._idle_extra[key] = {name: a[q] for name, a in new.items()}
         at = self._at_std[m[std], slot[mem][std]]
         keys = list(zip(m[~std].tolist(), f[~std].tolist()))
-        idle = {}
-        for name in IDLE_PAD:
+        idle = {}                        # the idle cells' own currents only for ``rows``
+        for name in IDLE_PAD if rows else ("z_ohm", "p_row", "p_pair"):
             a = np.empty((mem.size,) + (self._idle_std[name].shape[1:] if std.any() else
                                         self._idle_extra[keys[0]][name].shape))
             if at.size:
