@@ -61,6 +61,9 @@ class HotColumnNetwork:
         self.rp = np.asarray(xbar.cells.r_p_ohm, float) * ones
         self.tmr0 = np.asarray(xbar.cells.tmr0, float) * ones
         self.vh = np.asarray(xbar.cells.v_h_v, float) * ones
+        # zero-bias MTJ conductances, P and AP (the idle cells')
+        self.g0_p = mtj_conductance_s(0.0, 0.0, self.rp, self.tmr0, self.vh)
+        self.g0_ap = mtj_conductance_s(0.0, 1.0, self.rp, self.tmr0, self.vh)
         tr = spec.transistor
         self.tr = tr
         self.beta = tr.kp_a_per_v2 * tr.w_m / tr.l_m
@@ -224,8 +227,7 @@ class HotColumnNetwork:
         B, k = vg.shape
         bi, ki = np.arange(B)[:, None], np.arange(k)[None, :]
         # idle cell conductance: zero-bias MTJ in series with the channel at V_ds = 0
-        g_m = mtj_conductance_s(0.0, it.states, self.rp[it.rows], self.tmr0[it.rows],
-                                self.vh[it.rows])                                 # (B, k, C)
+        g_m = (1 - it.states) * self.g0_p[it.rows] + it.states * self.g0_ap[it.rows]
         g_ch = np.where(on, self.beta * np.maximum(vg - f * it.lv[:, None] - self.tr.vto_v,
                                                    0.0), 0.0)                       # (B, k)
         with np.errstate(divide="ignore"):
@@ -246,19 +248,19 @@ class HotColumnNetwork:
         if info:
             raise FastSolveError(f"fast write (hot cells): idle-line factorization failed "
                                  f"(info {info})")
-        inject = np.zeros((B, k, C + 1))
-        inject[bi, ki, it.j[:, None] + 1] = 1.0
+        at_j = (bi, ki, it.j[:, None] + 1)                     # 1 A injected at column j
         # mutual impedance of an idle bit line between gated rows r1, r2 (to its driver)
         zb = spec.r_driver_ohm + spec.r_wire_ohm * (
             R - np.maximum(it.rows[:, :, None], it.rows[:, None, :]))            # (B, k, k)
         w = np.zeros((B, k, C)) if w0 is None else w0.copy()   # bit-line voltage above L
-        rhs = inject.copy()
+        rhs = np.zeros((B, k, C + 1))
         i_prev = None
         for _ in range(JACOBI_MAX_ROUNDS):
-            rhs[..., 1:] = inject[..., 1:] + g_cell * w
+            np.multiply(g_cell, w, out=rhs[..., 1:])
+            rhs[at_j] += 1.0
             u = dpttrs(d_f, e_f, rhs.ravel())[0].reshape(B, k, C + 1)
             i_sh = g_cell * (u[..., 1:] - w)                   # line -> idle bit line
-            w = np.einsum("bpq,bqc->bpc", zb, i_sh)
+            w = zb @ i_sh
             if i_prev is not None and np.abs(i_sh - i_prev).max(initial=0.0) <= (
                     JACOBI_TOL * max(np.abs(i_sh).max(initial=0.0), 1e-300)):
                 break
