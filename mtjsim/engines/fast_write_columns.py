@@ -131,9 +131,10 @@ def pulse_currents(xbar, program) -> np.ndarray | None:
     start = xbar.states.ravel()
     runner = ColumnProgramWrite(xbar, pulses, None, hot, ramp_grid=2)
     P = len(pulses)
-    runner._new_pass(np.arange(P), [start] * P, slots=[])
+    full = EXTRA - 1                       # the slot of the full levels
     try:
-        i_rows = runner._solve(np.arange(P), np.ones(P), np.full(P, EXTRA),
+        runner._new_pass(np.arange(P), [start] * P, slots=[full])
+        i_rows = runner._solve(np.arange(P), np.ones(P), np.full(P, full),
                                np.where(runner._real, start[runner._cell], 0.0), rows=True)[3]
     except FastSolveError:
         return None
@@ -204,14 +205,6 @@ class ColumnProgramWrite:
         self._cell = self._rows * C + self._j[:, None]                           # (P, K)
         self._knot_t = np.stack([q.knot_t for q in pulses])                      # (P, NK)
         self._on = self._gates_on(np.arange(P)[:, None], FRACS[None, :])        # (P, slots)
-        # idle cells that can carry a shunt: a channel conducting at some fraction of the
-        # levels (the overdrive is affine in the fraction: positive somewhere in [0, 1]
-        # when it is at 0 or at 1)
-        tr = hot.tr
-        live = self._real & ((self._v_gate - self._lv[:, None] - tr.vto_v > 0)
-                             | (-tr.vto_v > 0))
-        self._live = [(q_rows[:, None] * C + np.arange(C)).ravel()
-                      for q_rows in (self._rows[p][live[p]] for p in range(P))]
         self._w_std = np.zeros((P, FRACS.size, K, C))   # last pass's idle bit-line voltages
         self._w_extra: dict = {}
 
@@ -226,6 +219,13 @@ class ColumnProgramWrite:
         ``waveforms``, its solve points too."""
         P = len(self.pulses)
         K, C = self.K, self.spec.cols
+        # idle cells that can carry a shunt: a channel conducting at some fraction of the
+        # levels (the overdrive is affine in the fraction: positive somewhere in [0, 1]
+        # when it is at 0 or at 1)
+        vto = self.hot.tr.vto_v
+        live = self._real & ((self._v_gate - self._lv[:, None] - vto > 0) | (-vto > 0))
+        self._live = [(self._rows[p][live[p]][:, None] * C + np.arange(C)).ravel()
+                      for p in range(P)]
         res = _Result(np.zeros((P, K, C)), np.zeros((P, K, C)),
                       np.zeros((P, len(POWER_KEYS))), [np.empty(0, int)] * P, None)
         ctx = [start] * P

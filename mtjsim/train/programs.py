@@ -137,16 +137,29 @@ def p_switch_cells(i_ratio, width_s, delta, tau0_s, tau_d_s, edges_s: float = 0.
     ``I / I_c0``; a trapezoidal pulse with ``edges_s`` of linear rise plus fall counts as
     a flat pulse lengthened by the drive its edges add: ``edges (i-1)/(2i)`` above I_c0
     (precession integrates ``(i - 1)+``), ``edges/(2 Delta i)`` below it (Neel-Brown)."""
+    return _p_switch_of_width(i_ratio, delta, tau0_s, tau_d_s, edges_s)(width_s)
+
+
+def _p_switch_of_width(i_ratio, delta, tau0_s, tau_d_s, edges_s: float = 0.0):
+    """``p_switch_cells`` as a function of the width, what does not depend on it computed
+    once (the planner's bisection evaluates it 60 times)."""
     i = np.asarray(i_ratio, dtype=float)
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
-        extra = np.where(i > 1, edges_s * (i - 1) / (2 * np.maximum(i, 1e-9)),
-                         edges_s / (2 * delta * np.maximum(i, 1e-9)))
-        t = width_s + np.maximum(extra, 0)
-        p_th = -np.expm1(-t * np.exp(-delta * (1.0 - np.minimum(i, 1.0))) / tau0_s)
-        drive = np.maximum(i - 1.0, 0.0) * t / tau_d_s
-        p_pr = np.exp(-(math.pi ** 2 * delta / 4.0) * np.exp(-2.0 * drive))
-        p_pr = np.where(drive < LNTH_MIN, 0.0, p_pr)
-    return np.where(i < 1.0, p_th, p_pr)
+    errs = dict(divide="ignore", invalid="ignore", over="ignore", under="ignore")
+    with np.errstate(**errs):
+        extra = np.maximum(np.where(i > 1, edges_s * (i - 1) / (2 * np.maximum(i, 1e-9)),
+                                    edges_s / (2 * delta * np.maximum(i, 1e-9))), 0)
+        thermal = np.exp(-delta * (1.0 - np.minimum(i, 1.0)))
+    above = np.maximum(i - 1.0, 0.0)
+    scale = -(math.pi ** 2 * delta / 4.0)
+
+    def p_switch(width_s):
+        with np.errstate(**errs):
+            t = width_s + extra
+            p_th = -np.expm1(-t * thermal / tau0_s)
+            drive = above * t / tau_d_s
+            p_pr = np.where(drive < LNTH_MIN, 0.0, np.exp(scale * np.exp(-2.0 * drive)))
+        return np.where(i < 1.0, p_th, p_pr)
+    return p_switch
 
 
 def _direction_params(xbar: Crossbar, direction: Direction):
@@ -160,11 +173,11 @@ def _widths_for(i_ratio_t, p_col, cols_t, params_t, settings: WriteSettings, n_c
     on log width, all columns at once). Unreachable -> w_max (or w_min for tiny p)."""
     lo = np.full(n_cols, math.log(settings.w_min_s))
     hi = np.full(n_cols, math.log(settings.w_max_s))
-    edges = 2 * settings.rise_s
     count = np.bincount(cols_t, minlength=n_cols)
+    p_switch = _p_switch_of_width(i_ratio_t, *params_t, edges_s=2 * settings.rise_s)
 
     def mean_p(logw):
-        p = p_switch_cells(i_ratio_t, np.exp(logw[cols_t]), *params_t, edges_s=edges)
+        p = p_switch(np.exp(logw[cols_t]))
         return np.bincount(cols_t, weights=p, minlength=n_cols) / np.maximum(count, 1)
 
     target = np.where(np.isnan(p_col), 0.0, p_col)
