@@ -10,11 +10,12 @@
    targeted with probabilities 0.2-0.8, half the cells AP, r_wire 1 ohm. The fast engine
    runs these as training does (train.backends.run_program: one seed per pulse, merged into
    one batched write, mtjsim.engines.fast_write_columns, no waveforms); the step is timed
-   after a first one that solves and caches the write voltages. For 64x64 and smaller the
+   after a first one that solves and caches the write voltages, ``--repeat`` times (the
+   same step each time: the range tells the machine's noise). For 64x64 and smaller the
    same program also runs pulse after pulse on the full write network (same thresholds).
 
     .venv/bin/python benchmarks/bench_write.py [--sizes 16 32 64] [--no-fast]
-        [--step-sizes 32 64 128] [--no-pulse]
+        [--step-sizes 32 64 128] [--no-pulse] [--repeat 1]
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ def single_pulse(sizes, fast: bool) -> None:
             print(line, flush=True)
 
 
-def update_step(sizes) -> None:
+def update_step(sizes, repeat: int = 1) -> None:
     from mtjsim.train.backends import _merged_thresholds, run_program
     from mtjsim.train.programs import WriteSettings, build_program
     print(f"\n{'1T1R tile':>10} {'direction':>9} {'targets':>7} {'pulses':>6} "
@@ -72,7 +73,9 @@ def update_step(sizes) -> None:
         spec = ArraySpec(kind=ArrayKind.ONE_T_ONE_R, rows=n, cols=n, r_wire_ohm=1.0)
         # the write voltages are solved once per array and direction, then cached: a first
         # step (not timed) stands for the steps of training before this one
-        for timed in (False, True):
+        steps = []
+        for rep in range(repeat + 1):
+            timed = rep == 1             # the rows of the programs: the first timed step
             xb = Crossbar.random(spec, seed=1)
             rng = np.random.default_rng(0)
             total = 0.0
@@ -103,8 +106,11 @@ def update_step(sizes) -> None:
                           f"{len(planned.program.pulses()):>6} {t1 - t0:>7.3f} {t2 - t1:>8.3f} "
                           f"{int((out.states_after != before.states).sum()):>8} "
                           f"{seq[0]:>16} {seq[1]:>5}", flush=True)
-        print(f"{f'{n}x{n}':>10} {'step':>9} {'':>7} {'':>6} {'':>7} {total:>8.3f}  "
-              "(plan + write, both programs)")
+            if rep:
+                steps.append(total)
+        spread = f"; {len(steps)} steps: {min(steps):.3f} to {max(steps):.3f}" if repeat > 1 else ""
+        print(f"{f'{n}x{n}':>10} {'step':>9} {'':>7} {'':>6} {'':>7} {steps[0]:>8.3f}  "
+              f"(plan + write, both programs{spread})")
 
 
 def _pulse_seeds(seed, n):
@@ -118,12 +124,13 @@ def main() -> None:
     ap.add_argument("--step-sizes", type=int, nargs="+", default=[32, 64, 128])
     ap.add_argument("--no-fast", action="store_true", help="ngspice only (single pulses)")
     ap.add_argument("--no-pulse", action="store_true", help="skip the single-pulse table")
+    ap.add_argument("--repeat", type=int, default=1, help="timed update steps per size")
     a = ap.parse_args()
     warm_up()
     if not a.no_pulse:
         single_pulse(a.sizes, not a.no_fast)
     if not a.no_fast:
-        update_step(a.step_sizes)
+        update_step(a.step_sizes, a.repeat)
 
 
 if __name__ == "__main__":
