@@ -46,7 +46,7 @@ class ReadPhases(enum.Enum):
     negative input is one read). On 1T1R arrays a negative row (source-line) voltage turns
     the access transistor round: its source moves to the MTJ side and its gate drive rises,
     so a signed read is 6-24 % off the map linearized at the read bias, which made nearly
-    every vector an exact solve; each phase of a two-phase read is within ~0.3 %
+    every vector an exact solve; each phase of a two-phase read is within 0.2-0.7 %
     (docs/training.md)."""
 
     SIGNED = "signed"
