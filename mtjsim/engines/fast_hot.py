@@ -291,10 +291,8 @@ class HotColumnNetwork:
 
     def _results(self, it, x, i_m, i_ch, idle, g_seg, iters) -> "Solved":
         spec = self.spec
-        R, C = spec.shape
         B, k = it.rows.shape
         nb = k + 1
-        bi, ki = np.arange(B)[:, None], np.arange(k)[None, :]
         vb, vd, vs = x[:, :k], x[:, nb:nb + k], x[:, nb + k:]
         f = it.frac[:, None]
         # the current each hot cell pushes into its source line (the idle cells carry it

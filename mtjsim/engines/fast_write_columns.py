@@ -11,7 +11,8 @@ program pulse after pulse, ~10 solves each. Here:
   most gated rows);
 * the switching progress of all hot cells is integrated in one array over every pulse's
   remaining timeline: rise and fall edges on the same fine grid as ``fast_write``, the flat
-  top exactly (the crossing time in closed form);
+  top (any stretch whose currents do not change) in one exact step, the crossing time in
+  closed form;
 * a pulse whose cell reaches its threshold stops there: the cell flips, and the next round
   re-solves that pulse from the flip on, as the sequential engine does.
 
@@ -185,7 +186,7 @@ class ColumnProgramWrite:
     def __init__(self, xbar, pulses: list[_Pulse], cells, hot: HotColumnNetwork,
                  ramp_grid: int):
         self.spec = xbar.spec
-        R, C = self.spec.shape
+        C = self.spec.cols
         self.pulses = pulses
         self.cells = cells
         self.hot = hot
@@ -390,8 +391,8 @@ class ColumnProgramWrite:
             if predict:
                 predict = False
                 flips = [np.empty(0, int)] * P
-                for n, p in enumerate(todo):
-                    flips[p] = self._cell[p][crossing[n]]
+                for q, p in enumerate(todo):                # round 1: active is todo
+                    flips[p] = self._cell[p][crossing[q]]
                 again = self._stale(start, flips, ctx)
                 if again.size:
                     self._add_idle(again)
