@@ -23,7 +23,7 @@ from mtjsim.train.loop import TrainConfig, load_data, train
 def main(epochs: int = 10, dataset: str = "mnist5k", hidden=(512,), tile=(128, 128),
          batch_size: int = 200, lr: float = 0.015, lr_decay: float = 0.75,
          ste_window: float = 0.15, ste_center: str = "thresholds",
-         standardize_images: bool = True, read_tol: float = 1e-2,
+         standardize_images: bool = True, read_tol: float = 2e-2,
          engine: str = "fast", max_train: int | None = None, max_test: int | None = None,
          seed: int = 0, out: str | Path = "runs/ex04", progress: bool = True) -> dict:
     cfg = TrainConfig(dataset=dataset, rule="gxnor", array="1t1r", tile_rows=tile[0],
@@ -31,9 +31,10 @@ def main(epochs: int = 10, dataset: str = "mnist5k", hidden=(512,), tile=(128, 1
                       batch_size=batch_size, lr=lr, lr_decay=lr_decay, ste_window=ste_window,
                       ste_center=ste_center, encoding=Encoding.TERNARY,
                       standardize_images=standardize_images, engine=engine, seed=seed,
-                      # two-phase reads (the 1T1R default) of sparse pixel vectors: the
-                      # linear map is 0.2-0.7 % off the exact read, the error estimate says
-                      # 0.5-1.2 %; at 5e-3 nearly every such vector was solved exactly
+                      # two-phase reads (the 1T1R default) of the sparse pixel vectors of
+                      # the image borders: the linear map is 0.2-0.7 % off the exact read,
+                      # the error estimate says 0.5-1.3 %; below that every such vector is
+                      # solved exactly (50 ms each: 4 of 5 minutes of an evaluation at 1e-2)
                       read_tol=read_tol)
     data = load_data(cfg)
     if max_train is not None or max_test is not None:
