@@ -16,8 +16,9 @@ import pytest
 
 from mtjsim.circuit.crossbar import ArrayKind, ArraySpec, Crossbar
 from mtjsim.devices import load_preset
-from mtjsim.devices.switching import p_switch
+from mtjsim.devices.switching import draw_thresholds, p_switch, p_switch_progress
 from mtjsim.engines import Engine
+from mtjsim.engines.fast_write import quasi_static_write
 from mtjsim.ops.write import Direction, Parallelism, PulseProgram, WriteScheme, write
 from mtjsim.ops.write_stats import wilson_interval
 from mtjsim.train import loop
@@ -28,7 +29,7 @@ from mtjsim.train.network import (
     ArrayNetwork, NetworkSpec, WeightKind, decode_pairs, encode_pairs,
 )
 from mtjsim.train.programs import (
-    SwitchRequest, WriteSettings, build_program, p_switch_cells, split_levels,
+    SwitchRequest, WriteSettings, build_program, split_levels,
 )
 from mtjsim.train.rules import gxnor_plan, predict, stochastic_binary_plan, train_binary_software
 
@@ -116,82 +117,22 @@ def test_split_levels_keeps_expected_switches_per_column():
     np.testing.assert_allclose(expected, req.p.sum(axis=0))
 
 
-def test_p_switch_cells_is_the_device_law():
-    for i in (0.8, 1.3, 2.5):
-        for t in (2e-9, 10e-9):
-            assert p_switch_cells(i, t, DEV.delta, DEV.tau0_s, DEV.tau_d_s) == pytest.approx(
-                p_switch(i * DEV.i_c0_p2ap_a, t, DEV.i_c0_p2ap_a, DEV.delta, DEV.tau0_s,
-                         DEV.tau_d_s), rel=1e-9, abs=1e-15)
-
-
-def test_ideal_backend_realizes_requested_probability():
-    spec = NetworkSpec(sizes=(30, 10), tile_rows=30, tile_cols=20)
-    net = ArrayNetwork(spec, ArraySpec(rows=30, cols=20, device=DEV))
-    be = IdealBackend(5)
-    hits = 0
-    for _ in range(20):
-        net.tiles[0].xbar.states = np.zeros((30, 20), dtype=np.int8)
-        c = WriteCounters()
-        be.execute(net.tiles[0], SwitchRequest(Direction.SET, np.ones((30, 20), bool),
-                                               np.full((30, 20), 0.3)), c)
-        hits += c.realized_switches
-    lo, hi = wilson_interval(hits, 20 * 600, 0.99)
-    assert lo <= 0.3 <= hi
-
-
-class _SoftwareCircuit(IdealBackend):
-    """Stands in for the circuit backend where a test checks the loop, not the physics."""
-
-    def __init__(self, seed, *, engine=None, v_read_v=0.1, settings=WriteSettings(),
-                 keep_records=False, read_phases=None, read_tol=None):
-        super().__init__(seed, levels=settings.levels, keep_records=keep_records)
-
-
-def test_run_folder_counters_and_resume(tmp_path, monkeypatch):
-    monkeypatch.setattr(loop, "CircuitBackend", _SoftwareCircuit)
-    cfg = loop.TrainConfig(dataset="wine", hidden=(6,), epochs=2, batch_size=31, seed=1)
-    out = tmp_path / "run"
-    first = loop.train(cfg, out, progress=False)
-    for name in ("epochs.csv", "accuracy.png", "writes.png", "final_states.npz", "summary.json",
-                 "checkpoint.npz", "config.json"):
-        assert (out / name).exists(), name
-    summary = json.loads((out / "summary.json").read_text())
-    assert summary["tiling"]["n_tiles"] == 2 and summary["epochs_done"] == 2
-    assert first.rows[0]["updates"] == 5 and first.rows[0]["intended_flips"] > 0
-    # Resume: extend to 3 epochs, only epoch 3 runs, and it equals an uninterrupted run.
-    resumed = loop.train(cfg.replace(epochs=3), out, progress=False)
-    assert [r["epoch"] for r in resumed.rows] == [1, 2, 3]
-    assert resumed.rows[:2] == json.loads(json.dumps(first.rows))
-    straight = loop.train(cfg.replace(epochs=3), tmp_path / "straight", progress=False)
-    for a, b in zip(resumed.network.weights(), straight.network.weights()):
-        np.testing.assert_array_equal(a, b)
-    with pytest.raises(ValueError, match="checkpoint of another configuration"):
-        loop.train(cfg.replace(lr=0.1), out, progress=False)
-
-
-def test_software_baseline_reaches_wine_accuracy(monkeypatch):
-    """The ideal-write baseline of the default Wine setup (same rule, same data)."""
-    monkeypatch.setattr(loop, "CircuitBackend", _SoftwareCircuit)
-    accs = [loop.train(loop.TrainConfig(seed=s, baseline=False), progress=False)
-            .rows[-1]["test_acc"] for s in range(3)]
-    assert np.mean(accs) >= 0.9
-
-
-def test_cli_train_parser(tmp_path, monkeypatch):
-    from mtjsim.train.cli import add_train_parser, config_from_args
-    p = argparse.ArgumentParser()
-    add_train_parser(p.add_subparsers(dest="command"))
-    a = p.parse_args(["train", "--dataset", "wine", "--rule", "gxnor", "--array", "1t1r",
-                      "--tile", "16x8", "--r-wire-ohm", "2.5", "--epochs", "1", "--seed", "4",
-                      "--engine", "ngspice", "--hidden", "5", "--quiet",
-                      "--out", str(tmp_path / "r")])
-    cfg = config_from_args(a)
-    assert (cfg.tile_rows, cfg.tile_cols, cfg.r_wire_ohm, cfg.engine) == (16, 8, 2.5,
-                                                                          Engine.NGSPICE)
-    assert cfg.array is ArrayKind.ONE_T_ONE_R and cfg.hidden == (5,)
-    monkeypatch.setattr(loop, "CircuitBackend", _SoftwareCircuit)
-    assert a.func(a) == 0
-    assert (tmp_path / "r" / "epochs.csv").read_text().count("\n") == 2
+def test_p_switch_progress_is_the_threshold_draw():
+    """The planner's law against a Monte Carlo of the thresholds the engines use (the model
+    switches when q/E + d/lnth >= 1), and its two limits against ``p_switch``."""
+    e, lnth = draw_thresholds(np.random.default_rng(0), DEV.delta, (400_000,))
+    for q, d in ((0.0, 1.9), (4e-3, 1.9), (1.5e-3, 2.7), (0.3, 0.0), (0.02, 1.0), (0.05, 4.5)):
+        hits = int((q / e + d / lnth >= 1).sum())
+        lo, hi = wilson_interval(hits, e.size, 0.99)
+        assert lo <= p_switch_progress(q, d, DEV.delta) <= hi, (q, d, hits)
+    i_c0, tau_d, tau0 = DEV.i_c0_p2ap_a, DEV.tau_d_s, DEV.tau0_s
+    for i, t in ((1.3, 2e-9), (2.5, 10e-9)):          # precession only
+        assert p_switch_progress(0.0, (i - 1) * t / tau_d, DEV.delta) == pytest.approx(
+            p_switch(i * i_c0, t, i_c0, DEV.delta, tau0, tau_d), rel=1e-9)
+    t, i = 10e-9, 0.8                                  # thermal only
+    q = t * math.exp(-DEV.delta * (1 - i)) / tau0
+    assert p_switch_progress(q, 0.0, DEV.delta) == pytest.approx(
+        p_switch(i * i_c0, t, i_c0, DEV.delta, tau0, tau_d), rel=1e-9)
 
 
 # --- circuit: estimates, probabilities, write-back ------------------------------------------
@@ -233,6 +174,27 @@ def test_realized_switching_probability_matches_request_1t1r():
     hits = sum(int(write(xb, planned.program, seed).switched.sum()) for seed in range(n_seeds))
     lo, hi = wilson_interval(hits, 25 * n_seeds, 0.99)
     assert lo <= p <= hi, (hits, lo, hi)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("direction,p", [(Direction.SET, 0.05), (Direction.RESET, 0.05),
+                                         (Direction.SET, 0.3)])
+def test_realized_switching_probability_small_p_full_columns_1t1r(direction, p):
+    """Every cell of a 32x32 1T1R array a target (32 per column pulse: the driver and bit line
+    drops couple them), fast engine, many seeds: the count falls in the 99 % interval. The
+    edges' thermal progress (the current passes I_c0 at ~1/tau0) adds ~0.0025 to p = 0.05,
+    and at p = 0.3 the targets that switch first raise the others' current: a planner
+    without either realized 0.0555 and 0.314."""
+    spec = ArraySpec(kind=ArrayKind.ONE_T_ONE_R, rows=32, cols=32, device=DEV, r_wire_ohm=1.0,
+                     r_driver_ohm=20.0)
+    xb = Crossbar(spec, np.full((32, 32), 1 - direction.target_state, dtype=np.int8))
+    planned = build_program(xb, direction, np.ones((32, 32), bool), np.full(32, p),
+                            WriteSettings())
+    n_seeds = 150 if p < 0.1 else 40
+    hits = sum(int(quasi_static_write(xb, planned.program, s, waveforms=False).switched.sum())
+               for s in range(n_seeds))
+    lo, hi = wilson_interval(hits, 1024 * n_seeds, 0.99)
+    assert lo <= p <= hi, (hits / (1024 * n_seeds), lo, hi)
 
 
 @pytest.mark.ngspice
@@ -300,22 +262,72 @@ def test_weights_are_what_the_circuit_wrote_including_failures():
     assert acc_real < acc_ideal
 
 
+def _pulse_sequence(xb, program, seed, write_one):
+    """States after ``program`` run pulse by pulse as ``backends.run_program`` runs it (pulse
+    k with the k-th seed), each pulse written by ``write_one(xbar, sub_program, seed)``."""
+    pulses = program.pulses()
+    seeds = [seed] + [int(x) for x in np.random.default_rng(seed).integers(
+        0, 2 ** 31 - 1, size=len(pulses) - 1)]
+    keep, states = xb.states.copy(), xb.states.copy()
+    try:
+        for ((r, c), w), s in zip(zip(pulses, program.widths()), seeds):
+            sub = dataclasses.replace(program, targets=program.targets & (r[:, None] & c[None, :]),
+                                      widths_s=(w,))
+            xb.states = states
+            states = np.asarray(write_one(xb, sub, s).states_after, dtype=np.int8)
+    finally:
+        xb.states = keep
+    return states
+
+
 @pytest.mark.ngspice
 @pytest.mark.slow
-def test_ngspice_and_fast_engine_same_trajectory():
-    cfg = loop.TrainConfig(hidden=(2,), epochs=1, batch_size=62, seed=2, baseline=False)
-    runs = {e: loop.train(cfg.replace(engine=e), progress=False)
-            for e in (Engine.NGSPICE, Engine.FAST)}
-    a, b = runs[Engine.NGSPICE], runs[Engine.FAST]
-    agree = np.mean(np.concatenate([(x == y).ravel() for x, y in
-                                    zip(a.network.weights(), b.network.weights())]))
-    # The engines agree within their validation tolerance on currents; a device whose
-    # threshold sits inside that tolerance may switch in one and not the other.
-    assert agree >= 0.95
-    for ra, rb in zip(a.rows, b.rows):
-        assert abs(ra["test_acc"] - rb["test_acc"]) <= 0.06
-        assert abs(ra["realized_switches"] - rb["realized_switches"]) <= \
-            max(2, 0.05 * ra["realized_switches"])
+def test_ngspice_and_fast_engine_same_trajectory(monkeypatch):
+    """Lockstep: every program of a fast-engine run (tiny Wine network, passive 15x15, one
+    epoch) replayed on ngspice from the same states with the same seeds writes the same
+    cells, except cells the validation harness tolerates (``mtjsim.validate``): their
+    fast-engine outcome changes with the thresholds moved by +-THRESHOLD_TOL or with the
+    edges integrated coarsely. (Whole runs are not compared cell by cell: one such cell
+    early changes every later gradient: on seeds 0-9 the final weights of the two engines'
+    runs agreed fully on 4 to 6, depending on the planner version.)"""
+    from mtjsim.engines.fast_write import quasi_static_write
+    from mtjsim.validate import THRESHOLD_TOL
+    made = {}
+    make = loop._make_backends
+
+    def profiled(cfg, keep_records=False):
+        circuit, ideal = make(cfg, keep_records)
+        circuit.profile = []
+        made["circuit"] = circuit
+        return circuit, ideal
+
+    monkeypatch.setattr(loop, "_make_backends", profiled)
+    cfg = loop.TrainConfig(hidden=(2,), epochs=1, batch_size=62, seed=2, baseline=False,
+                           engine=Engine.FAST)
+    res = loop.train(cfg, progress=False)
+    tiles = {t.name: t.xbar for layer in res.network.layers for t in layer.tiles}
+    rows = made["circuit"].profile
+    assert len(rows) >= 10
+    targets = differ = 0
+    for row in rows:
+        xb = tiles[row["tile"]]
+        keep = xb.states
+        xb.states = row["states_before"].copy()
+        try:
+            prog, seed = row["program"], row["seed"]
+            ng = _pulse_sequence(xb, prog, seed, lambda x, q, s: write(x, q, s))
+            fast = [_pulse_sequence(xb, prog, seed, lambda x, q, s, k=k:
+                                    quasi_static_write(x, q, s, waveforms=False, **k))
+                    for k in ({}, {"threshold_scale": 1 - THRESHOLD_TOL},
+                              {"threshold_scale": 1 + THRESHOLD_TOL}, {"ramp_grid": 2})]
+        finally:
+            xb.states = keep
+        tolerated = (fast[1] != fast[2]) | (fast[3] != fast[0])
+        diff = ng != fast[0]
+        assert not (diff & ~tolerated).any(), (row["tile"], np.argwhere(diff & ~tolerated))
+        targets += int(prog.targets.sum())
+        differ += int(diff.sum())
+    assert differ <= max(2, 0.02 * targets), (differ, targets)
 
 
 def test_fast_pulse_by_pulse_program_runs_as_one_batched_write():

@@ -120,28 +120,54 @@ class _Result:
     trace: _Trace | None         # its points, when waveforms are asked
 
 
-def pulse_currents(xbar, program) -> np.ndarray | None:
-    """MTJ currents (t -> b) of every pulse of a column program at its full levels with the
-    array's present states, (n_pulses, rows, cols), NaN outside each pulse's gated rows;
+def target_currents(xbar, program, switched=None, full_only=False) -> np.ndarray | None:
+    """MTJ current (t -> b) of every target of a column program at each standard ramp
+    fraction ``FRACS`` of its pulse's levels (the last is the full level), (FRACS.size, rows,
+    cols), NaN at the cells that are not targets; the states are the array's present ones.
     None when the program is not one (``plan``) or its solve fails (the caller has its own
-    estimate then). The training planner's estimate."""
+    estimate then). The training planner's estimate: it integrates the edges from these
+    currents as ``_integrate`` does.
+
+    ``switched`` (rows, cols): the mean-field estimate instead. Each target's current with
+    its own start state but the other targets of its pulse (they share its bit line) at
+    ``start + (target - start) * switched``, the fraction of the pulse they spend switched:
+    one solve per (pulse, target, fraction). ``full_only``: at the full level only (1, rows,
+    cols)."""
     hot = HotColumnNetwork(xbar)
     pulses = plan(xbar, program, hot)
     if pulses is None:
         return None
     start = xbar.states.ravel()
     runner = ColumnProgramWrite(xbar, pulses, None, hot, ramp_grid=2)
-    P = len(pulses)
-    full = EXTRA - 1                       # the slot of the full levels
+    P, K = len(pulses), runner.K
+    fracs = FRACS[-1:] if full_only else FRACS
+    F = fracs.size
+    hot0 = np.where(runner._real, start[runner._cell], 0.0)               # (P, K)
+    if switched is None:
+        states, own = hot0[:, None, :], None                           # (P, 1, K)
+    else:
+        tgt = float(program.direction.target_state)
+        q = np.nan_to_num(np.asarray(switched, float).ravel()[runner._cell])
+        shifted = np.where(runner._real, hot0 + (tgt - hot0) * q, 0.0)
+        # variant m of a pulse: its m-th target back at its start state
+        states = np.repeat(shifted[:, None, :], K, axis=1)             # (P, K, K)
+        own = np.arange(K)
+        states[:, own, own] = hot0
+    V = states.shape[1]
+    pid = np.repeat(np.arange(P), V * F)
+    slot = np.tile(np.arange(FRACS.size - F, FRACS.size), P * V)
+    hot_states = np.repeat(states.reshape(P * V, K), F, axis=0)
     try:
-        runner._new_pass(np.arange(P), [start] * P, slots=[full])
-        i_rows = runner._solve(np.arange(P), np.ones(P), np.full(P, full),
-                               np.where(runner._real, start[runner._cell], 0.0), rows=True)[3]
+        runner._new_pass(np.arange(P), [start] * P, slots=np.unique(slot).tolist())
+        i_hot = runner._solve(pid, FRACS[slot], slot, hot_states)[0].reshape(P, V, F, K)
     except FastSolveError:
         return None
-    out = np.full((P,) + xbar.spec.shape, np.nan)
-    for p, q in enumerate(pulses):
-        out[p, q.rows] = i_rows[p, runner._pad[p]:]
+    i_hot = i_hot[:, 0] if own is None else i_hot[:, own, :, own].transpose(1, 2, 0)
+    out = np.full((F,) + xbar.spec.shape, np.nan)                   # i_hot: (P, F, K)
+    flat = out.reshape(F, -1)
+    real = runner._real
+    for f in range(F):
+        flat[f, runner._cell[real]] = i_hot[:, f, :][real]
     return out
 
 

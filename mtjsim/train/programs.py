@@ -19,6 +19,7 @@ line drops; ``mean_field`` re-solves once with each target's expected state over
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from dataclasses import dataclass
@@ -27,9 +28,11 @@ import numpy as np
 from scipy.optimize import brentq
 
 from mtjsim.circuit.crossbar import ArrayKind, Crossbar
-from mtjsim.devices.switching import LNTH_MIN
+from mtjsim.devices.switching import p_switch_progress
 from mtjsim.ops.write import Direction, Parallelism, PulseProgram, WriteScheme
 from mtjsim.engines import fast_write_columns
+from mtjsim.engines.fast_write import RAMP_GRID, RAMP_SOLVES, REGIME_SHARPNESS
+from mtjsim.engines.fast_write_columns import FRACS
 from mtjsim.engines.fast import mtj_current
 from mtjsim.train.estimate import pulse_currents
 from mtjsim.validation import check_int, check_range
@@ -132,34 +135,52 @@ def split_levels(req: SwitchRequest, levels: int = 1) -> list[tuple[np.ndarray, 
 
 
 # --- switching probability with per-cell parameters -----------------------------------------
-def p_switch_cells(i_ratio, width_s, delta, tau0_s, tau_d_s, edges_s: float = 0.0):
-    """P_sw of ``mtjsim.devices.switching.p_switch`` for per-cell arrays, current given as
-    ``I / I_c0``; a trapezoidal pulse with ``edges_s`` of linear rise plus fall counts as
-    a flat pulse lengthened by the drive its edges add: ``edges (i-1)/(2i)`` above I_c0
-    (precession integrates ``(i - 1)+``), ``edges/(2 Delta i)`` below it (Neel-Brown)."""
-    return _p_switch_of_width(i_ratio, delta, tau0_s, tau_d_s, edges_s)(width_s)
+@dataclass
+class PulseLaw:
+    """What a pulse gives each of its targets (``mtjsim.devices.switching
+    .p_switch_progress``): thermal progress ``q`` and precessional drive ``d`` of its two
+    edges, and their rates per second of flat top (the width), as the engines integrate
+    them: the model's rates (Neel-Brown blended into Sun's precession around I_c0), the
+    current linear between the ramp knots, ``RAMP_GRID`` midpoints per knot interval."""
 
+    q_edges: np.ndarray
+    d_edges: np.ndarray
+    q_rate_per_s: np.ndarray
+    d_rate_per_s: np.ndarray
+    delta: np.ndarray
 
-def _p_switch_of_width(i_ratio, delta, tau0_s, tau_d_s, edges_s: float = 0.0):
-    """``p_switch_cells`` as a function of the width, what does not depend on it computed
-    once (the planner's bisection evaluates it 60 times)."""
-    i = np.asarray(i_ratio, dtype=float)
-    errs = dict(divide="ignore", invalid="ignore", over="ignore", under="ignore")
-    with np.errstate(**errs):
-        extra = np.maximum(np.where(i > 1, edges_s * (i - 1) / (2 * np.maximum(i, 1e-9)),
-                                    edges_s / (2 * delta * np.maximum(i, 1e-9))), 0)
-        thermal = np.exp(-delta * (1.0 - np.minimum(i, 1.0)))
-    above = np.maximum(i - 1.0, 0.0)
-    scale = -(math.pi ** 2 * delta / 4.0)
+    @classmethod
+    def from_knots(cls, i_knots, delta, tau0_s, tau_d_s, rise_s: float, fall_s: float):
+        """``i_knots`` (targets, FRACS.size): current / I_c0 at the ramp fractions ``FRACS``
+        of the pulse's levels (the last one is the flat top)."""
+        i_knots = np.asarray(i_knots, float)
+        delta, tau0_s, tau_d_s = (np.asarray(a, float)[:, None] for a in (delta, tau0_s,
+                                                                            tau_d_s))
+        g = (np.arange(RAMP_GRID) + 0.5) / RAMP_GRID
+        i_lo, i_hi = i_knots[:, :-1, None], i_knots[:, 1:, None]
+        i_grid = (i_lo + (i_hi - i_lo) * g).reshape(len(i_knots), -1)
+        q_r, d_r = cls._rates(i_grid, delta, tau0_s, tau_d_s)
+        dt = (rise_s + fall_s) / (RAMP_SOLVES * RAMP_GRID)   # both edges cross the same knots
+        q_top, d_top = cls._rates(i_knots[:, -1:], delta, tau0_s, tau_d_s)
+        return cls(q_r.sum(axis=1) * dt, d_r.sum(axis=1) * dt, q_top[:, 0], d_top[:, 0],
+                   delta[:, 0])
 
-    def p_switch(width_s):
-        with np.errstate(**errs):
-            t = width_s + extra
-            p_th = -np.expm1(-t * thermal / tau0_s)
-            drive = above * t / tau_d_s
-            p_pr = np.where(drive < LNTH_MIN, 0.0, np.exp(scale * np.exp(-2.0 * drive)))
-        return np.where(i < 1.0, p_th, p_pr)
-    return p_switch
+    @staticmethod
+    def _rates(i, delta, tau0_s, tau_d_s):
+        """(thermal, precessional) rates of ``fast_write._direction_rate`` without the
+        thresholds (1/s)."""
+        w = 0.5 + 0.5 * np.tanh(REGIME_SHARPNESS * (i - 1))
+        with np.errstate(over="ignore", under="ignore"):
+            thermal = np.exp(-delta * (1 - np.minimum(i, 1))) / tau0_s
+        return (1 - w) * thermal, w * np.maximum(i - 1, 0) / tau_d_s
+
+    def p(self, width_s):
+        """P_sw of each target for flat tops ``width_s`` (broadcast over the targets)."""
+        return p_switch_progress(self.q_edges + self.q_rate_per_s * width_s,
+                                 self.d_edges + self.d_rate_per_s * width_s, self.delta)
+
+    def take(self, idx) -> "PulseLaw":
+        return PulseLaw(*(getattr(self, f.name)[idx] for f in dataclasses.fields(self)))
 
 
 def _direction_params(xbar: Crossbar, direction: Direction):
@@ -168,20 +189,20 @@ def _direction_params(xbar: Crossbar, direction: Direction):
     return i_c0, c.delta, c.tau0_s, c.tau_d_s
 
 
-def _widths_for(i_ratio_t, p_col, cols_t, params_t, settings: WriteSettings, n_cols: int):
+def _widths_for(law: PulseLaw, p_col, cols_t, settings: WriteSettings, n_cols: int):
     """Per column: the width whose mean P_sw over the column's targets is p_col (bisection
-    on log width, all columns at once). Unreachable -> w_max (or w_min for tiny p)."""
+    on log width, all columns at once; 40 halvings of the range leave ~1e-11 of it).
+    Unreachable -> w_max (or w_min for tiny p)."""
     lo = np.full(n_cols, math.log(settings.w_min_s))
     hi = np.full(n_cols, math.log(settings.w_max_s))
     count = np.bincount(cols_t, minlength=n_cols)
-    p_switch = _p_switch_of_width(i_ratio_t, *params_t, edges_s=2 * settings.rise_s)
 
     def mean_p(logw):
-        p = p_switch(np.exp(logw[cols_t]))
+        p = law.p(np.exp(logw[cols_t]))
         return np.bincount(cols_t, weights=p, minlength=n_cols) / np.maximum(count, 1)
 
     target = np.where(np.isnan(p_col), 0.0, p_col)
-    for _ in range(60):
+    for _ in range(40):
         mid = 0.5 * (lo + hi)
         above = mean_p(mid) >= target
         hi = np.where(above, mid, hi)
@@ -189,11 +210,11 @@ def _widths_for(i_ratio_t, p_col, cols_t, params_t, settings: WriteSettings, n_c
     return np.exp(hi)
 
 
-def _expected_min_fraction(i_ratio, width_s, params, edges, n: int = 24):
-    """E[min(T_switch, w)] / w: the fraction of the pulse a target spends unswitched."""
+def _switched_fraction(law: PulseLaw, width_s, n: int = 24):
+    """E[w - min(T_switch, w)] / w: the fraction of the pulse a target spends switched
+    (its edges aside)."""
     ts = np.linspace(0, 1, n)[:, None] * width_s
-    p = p_switch_cells(i_ratio, ts, *params, edges_s=edges)
-    return np.trapezoid(1 - p, ts, axis=0) / width_s
+    return np.trapezoid(law.p(ts), ts, axis=0) / width_s
 
 
 @functools.lru_cache(maxsize=64)
@@ -258,46 +279,66 @@ def build_program(xbar: Crossbar, direction: Direction, targets: np.ndarray, p_c
     pulse_of_col = {j: k for k, j in enumerate(order)}
     k_t = np.array([pulse_of_col[j] for j in tj], dtype=int)
     s0 = xbar.states.astype(float)
+    one_t = spec.kind is ArrayKind.ONE_T_ONE_R
+    edges = (settings.rise_s, settings.rise_s)
 
-    i_all = None
-    if spec.kind is ArrayKind.ONE_T_ONE_R:       # the fast engine's hot-cell networks
-        i_all = fast_write_columns.pulse_currents(xbar, probe)
-    if i_all is None:
-        i_all = pulse_currents(xbar, probe)
-    i_t = sign * i_all[k_t, ti, tj]
-    widths = _widths_for(i_t / i_c0[ti, tj], p_col, tj, params_t, settings, spec.cols)
-    if settings.mean_field and len(pulses) > 0 and spec.kind is ArrayKind.PASSIVE:
-        # Expected states during each pulse: earlier columns' targets switched with their
-        # P_sw, and the pulse's own targets for the part of the pulse after their switch
-        # (their shared line drops). Not on 1T1R arrays: a pulse's estimated network (its
-        # column, the source lines as series resistances) holds no cell of an earlier
-        # column, and the own term under-estimated the pre-switch current there, since a
-        # cell's own state sets its MTJ voltage through the series transistor (measured on
-        # 15x15, RESET p = 0.7 asked: 0.84 realized with it, in the 99 % interval without).
-        edges = 2 * settings.rise_s
+    def law_of(i_knots):
+        return PulseLaw.from_knots(sign * i_knots / i_c0[ti, tj][:, None], *params_t, *edges)
+
+    # each target's current at the ramp knots of its pulse: 1T1R from the hot-cell networks
+    # (the gate ramps with the lines, so the current is far from linear in the level),
+    # passive linear in the level from the full-level solve
+    i_knots = fast_write_columns.target_currents(xbar, probe) if one_t else None
+    if i_knots is not None:
+        i_knots = i_knots[:, ti, tj].T
+    else:
+        i_knots = pulse_currents(xbar, probe)[k_t, ti, tj][:, None] * FRACS
+    law = law_of(i_knots)
+    widths = _widths_for(law, p_col, tj, settings, spec.cols)
+    tgt = direction.target_state
+    if settings.mean_field and len(pulses) > 0 and one_t:
+        # The targets of a column share its bit line and driver: a SET target that switches
+        # draws less current, so the others see a smaller drop and more current for the rest
+        # of the pulse (RESET: the other way round). Each target's currents re-solved with
+        # the others at their expected states over the pulse and its own at the start (its
+        # own state sets its MTJ voltage through the series transistor). At the full level
+        # only, the edges scaled with it (the shift is ~1 %; 5x fewer solves). Measured on
+        # 32x32, every cell a SET target, p = 0.3: 0.314 realized without, 0.300 with.
+        switched = np.zeros(spec.shape)
+        switched[ti, tj] = _switched_fraction(law, widths[tj])
+        i_mf = fast_write_columns.target_currents(xbar, probe, switched, full_only=True)
+        if i_mf is not None:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                scale = np.nan_to_num(i_mf[0, ti, tj] / i_knots[:, -1], nan=1.0)
+            i_knots = i_knots * scale[:, None]
+            law = law_of(i_knots)
+            widths = _widths_for(law, p_col, tj, settings, spec.cols)
+    elif settings.mean_field and len(pulses) > 0:
+        # Passive: expected states during each pulse: earlier columns' targets switched with
+        # their P_sw, and the pulse's own targets for the part of the pulse after their
+        # switch (their shared line drops).
         w_t = widths[tj]
-        p_end = p_switch_cells(i_t / i_c0[ti, tj], w_t, *params_t, edges_s=edges)
-        frac = _expected_min_fraction(i_t / i_c0[ti, tj], w_t, params_t, edges)
-        tgt = direction.target_state
+        p_end = law.p(w_t)
+        frac = _switched_fraction(law, w_t)
         states = np.broadcast_to(s0, (len(pulses),) + s0.shape).copy()
         for k in range(len(pulses)):
             earlier = k_t < k
             states[k, ti[earlier], tj[earlier]] += (tgt - s0[ti[earlier], tj[earlier]]) * \
                 p_end[earlier]
             own = k_t == k
-            states[k, ti[own], tj[own]] += (tgt - s0[ti[own], tj[own]]) * (1 - frac[own])
+            states[k, ti[own], tj[own]] += (tgt - s0[ti[own], tj[own]]) * frac[own]
         _, v_all = pulse_currents(xbar, probe, states, return_voltage=True)
         v_t = v_all[k_t, ti, tj]
         c = xbar.cells
         i_pre, _ = mtj_current(v_t, s0[ti, tj], c.r_p_ohm[ti, tj], c.tmr0[ti, tj],
                                c.v_h_v[ti, tj], derivative=False)
-        i_t = sign * i_pre
-        widths = _widths_for(i_t / i_c0[ti, tj], p_col, tj, params_t, settings, spec.cols)
+        i_knots = i_pre[:, None] * FRACS
+        law = law_of(i_knots)
+        widths = _widths_for(law, p_col, tj, settings, spec.cols)
     widths_s = tuple(float(widths[j]) for j in order)
     program = PulseProgram(scheme, direction, targets, widths_s=widths_s, **common)
     p_pred = np.full(spec.shape, np.nan)
-    p_pred[ti, tj] = p_switch_cells(i_t / i_c0[ti, tj], widths[tj], *params_t,
-                                    edges_s=2 * settings.rise_s)
+    p_pred[ti, tj] = law.p(widths[tj])
     i_est = np.full(spec.shape, np.nan)
-    i_est[ti, tj] = i_t
+    i_est[ti, tj] = sign * i_knots[:, -1]
     return PlannedProgram(program, p_col, p_pred, i_est)
