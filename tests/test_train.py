@@ -361,3 +361,31 @@ def test_fast_pulse_by_pulse_program_runs_as_one_batched_write():
     t[[1, 3], 2] = t[[0, 4], 5] = True
     pprog = build_program(passive, Direction.SET, t, np.full(6, 0.5), WriteSettings()).program
     assert backends._merged_thresholds(passive, pprog, [0, 1]) is None
+
+
+def test_tiles_in_threads_give_the_same_run(monkeypatch):
+    """Reads and writes of different tiles run in ``workers`` threads; the run (weights,
+    counters) must be exactly the one-thread run: seeds are drawn before the threads start and
+    each tile's requests keep their order."""
+    made = {}
+    make = loop._make_backends
+
+    def with_workers(cfg, keep_records=False):
+        circuit, ideal = make(cfg, keep_records)
+        circuit.workers = made["workers"]
+        return circuit, ideal
+
+    monkeypatch.setattr(loop, "_make_backends", with_workers)
+    cfg = loop.TrainConfig(rule="gxnor", array="1t1r", tile_rows=8, tile_cols=8, hidden=(6,),
+                           epochs=1, batch_size=40, seed=1, baseline=False, engine=Engine.FAST)
+    runs = {}
+    for workers in (1, 2):
+        made["workers"] = workers
+        runs[workers] = loop.train(cfg, progress=False)
+    a, b = runs[1], runs[2]
+    assert a.summary["tiling"]["n_tiles"] >= 4
+    for x, y in zip(a.network.states().values(), b.network.states().values()):
+        np.testing.assert_array_equal(x, y)
+    for key in ("realized_switches", "expected_switches", "energy_j", "test_acc", "train_acc"):
+        assert a.rows[-1][key] == b.rows[-1][key], key
+    assert a.rows[-1]["realized_switches"] > 0

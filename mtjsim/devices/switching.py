@@ -128,37 +128,61 @@ def draw_thresholds(rng: np.random.Generator, delta: float, shape=()):
     return e, lnth
 
 
-def p_switch_progress(q, d, delta, iterations: int = 5):
+def p_switch_progress(q, d, delta, iterations: int = 16):
     """Probability that a pulse switches a device, from what the pulse integrates: thermal
-    progress ``q`` (the integral of the Neel-Brown rate times ``tau0``... over the pulse:
-    ``integral exp(-Delta (1 - i))/tau0 dt``, dimensionless) and precessional drive ``d``
-    (``integral (i - 1)+ dt / tau_D``). The model switches when ``q/E + d/lnth >= 1``, with
-    ``E`` and ``lnth(E)`` of one draw (``draw_thresholds``); ``q/E`` falls and ``d/lnth``
-    rises with ``E``, so it switches for ``E <= e0`` (thermal: a small ``E``) or ``E >= e1``
-    (precession) and ``P = 1 - exp(-e0) + exp(-e1)``, or 1 where the two meet.
+    progress ``q`` (``integral exp(-Delta (1 - i))/tau0 dt`` over the pulse, dimensionless)
+    and precessional drive ``d`` (``integral (i - 1)+ dt / tau_D``). The model switches when
+    ``q/E + d/lnth >= 1``, with ``E`` and ``lnth(E)`` of one draw (``draw_thresholds``):
+    ``q/E`` falls and ``d/lnth`` rises with ``E``, so it switches for ``E <= e0`` (thermal: a
+    small ``E``) or ``E >= e1`` (precession), ``P = 1 - exp(-e0) + exp(-e1)``, or 1 where no
+    ``E`` stays below the threshold.
 
     A pulse with a flat top above I_c0 has ``q`` only from its edges, where the current
     passes I_c0 at ~1/tau0: a 0.2 ns edge to 1.6 I_c0 gives q ~ 2e-3, which adds ~0.003 to a
     requested 0.05 (measured on the engines: +5 %). ``q = 0`` gives ``p_switch``'s
-    precessional law, ``d = 0`` its thermal one. Both roots by fixed-point iteration (it
-    contracts by ~0.1 per step where P < 1)."""
+    precessional law, ``d = 0`` its thermal one.
+
+    Roots by Newton on convex functions, each started on its side of the minimum so that it
+    converges monotonically: ``e0`` in ``u = ln E`` from one fixed-point step from ``E = q``,
+    ``e1`` in ``lnth`` from ``d`` (its root without ``q``); an iterate that passes the minimum with the function still positive means
+    no root (P = 1). Quadratic convergence except where the roots nearly meet (P near 1),
+    where 16 steps leave < 1e-15 (8 leave 3e-4) on q 1e-6..0.9, d 0..8."""
     q, d = np.broadcast_arrays(np.asarray(q, float), np.asarray(d, float))
     delta = np.asarray(delta, float)
     c0 = math.log(math.pi / 2) + 0.5 * np.log(delta)        # lnth = c0 - ln(E)/2
-    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-        # precession: lnth(e1) = d / (1 - q/e1)
-        e1 = np.where(d < LNTH_MIN, np.inf, np.exp(2.0 * (c0 - d)))
+    always = np.zeros(q.shape, bool)
+    with np.errstate(over="ignore", under="ignore", divide="ignore", invalid="ignore"):
+        # e0: h(u) = q exp(-u) + d / (c0 - u/2) - 1 = 0, the root left of the minimum
+        u = np.log(np.maximum(q, 1e-300))
+        rest = 1.0 - d / (c0 - 0.5 * u)                # a fixed-point step: still left of it
+        u = np.where(rest > 0, u - np.log(np.where(rest > 0, rest, 1.0)), u)
         for _ in range(iterations):
-            rest = 1.0 - q / e1
-            need = np.where(rest > 0, d / rest, 0.0)
-            e1 = np.where(rest <= 0, 0.0, np.where(need < LNTH_MIN, np.inf,
-                                                   np.exp(2.0 * (c0 - need))))
-        # thermal: e0 = q / (1 - d / lnth(e0))
-        e0 = q.copy()
+            lnth = c0 - 0.5 * u
+            th = q * np.exp(-u)
+            h = th + d / lnth - 1.0
+            dh = -th + 0.5 * d / lnth ** 2
+            always |= (h > 0) & ((dh >= 0) | (lnth <= LNTH_MIN))
+            step = np.where(always | (h <= 0), 0.0, h / np.where(dh < 0, dh, -1.0))
+            u = u - step
+            if not (np.abs(step) > 1e-13).any():
+                break
+        e0 = np.where(q > 0, np.exp(u), 0.0)
+        # e1: H(L) = d / L + q exp(2L - 2 c0) - 1 = 0, the smallest root (largest E)
+        L = np.maximum(d, LNTH_MIN)              # the root without q: left of it
+        none = d < LNTH_MIN                      # lnth >= LNTH_MIN: starting right of the root
         for _ in range(iterations):
-            lnth = np.maximum(c0 - 0.5 * np.log(np.maximum(e0, E_MIN)), LNTH_MIN)
-            rest = 1.0 - d / lnth
-            e0 = np.where(rest > 0, q / rest, np.inf)
+            ex = q * np.exp(2.0 * (L - c0))
+            H = d / L + ex - 1.0
+            dH = -d / L ** 2 + 2.0 * ex
+            always |= (H > 0) & (dH >= 0) & ~none
+            step = np.where(always | none | (H <= 0), 0.0, H / np.where(dH < 0, dH, -1.0))
+            L = L - step
+            if not (np.abs(step) > 1e-13).any():
+                break
+        # no precession root when the clamped threshold is already beyond the drive
+        none |= (d / np.maximum(L, LNTH_MIN) + q * np.exp(2.0 * (L - c0)) < 1.0) & \
+            (L <= LNTH_MIN)
+        e1 = np.where(none | (d <= 0), np.inf, np.exp(2.0 * (c0 - L)))
         p = -np.expm1(-e0) + np.exp(-e1)
-    out = np.where(e0 >= e1, 1.0, np.clip(p, 0.0, 1.0))
+    out = np.where(always | (e0 >= e1), 1.0, np.clip(p, 0.0, 1.0))
     return out[()] if out.ndim == 0 else out

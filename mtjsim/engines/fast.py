@@ -50,12 +50,12 @@ try:                                        # scikit-learn's dependency; optiona
     from threadpoolctl import ThreadpoolController
     _THREADPOOLS = ThreadpoolController()
 
-    def _one_blas_thread():
+    def one_blas_thread():
         return _THREADPOOLS.limit(limits=1, user_api="blas")
 except ImportError:                         # pragma: no cover
     import contextlib
 
-    def _one_blas_thread():
+    def one_blas_thread():
         return contextlib.nullcontext()
 
 # --- ngspice constants the level-1 junctions use (src/include/ngspice/const.h, CODATA 2014) --
@@ -502,7 +502,7 @@ class _MaskSystem:
         thread a block of 8 costs 1.5 ms per vector against 4 ms for a 1-D solve (128x128)."""
         if rhs.shape[1] == 1:
             return self.lu.solve(np.ascontiguousarray(rhs[:, 0]), trans=trans)[:, None]
-        with _one_blas_thread():
+        with one_blas_thread():
             return self.lu.solve(np.asfortranarray(rhs), trans=trans)
 
     def linear_output(self, x: np.ndarray) -> np.ndarray:
@@ -914,7 +914,7 @@ class FastReadEngine:
         the given rows floating (bool (rows,), default none). Exact for a linear network."""
         R = self.xbar.spec.rows
         fl = np.zeros(R, bool) if floating is None else np.asarray(floating, bool)
-        with _one_blas_thread():
+        with one_blas_thread():
             return self._system(fl)[0].effective_matrix().copy()
 
     def read(self, v_in, *, mode: ReadMode = ReadMode.EXACT, cell_voltages: bool = True,
@@ -933,7 +933,7 @@ class FastReadEngine:
             raise ValueError(f"mode={mode!r}: must be one of {[m.value for m in ReadMode]}")
         # one BLAS thread: the dense products here are small (Woodbury corrections, M v) and
         # multithreaded OpenBLAS made them 5-20x slower on this 2-core machine under load
-        with _one_blas_thread():
+        with one_blas_thread():
             return self._read(v_in, mode, cell_voltages, max_iter)
 
     def _read(self, v_in, mode, cell_voltages, max_iter) -> FastRead:

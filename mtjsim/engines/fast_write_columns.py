@@ -120,55 +120,71 @@ class _Result:
     trace: _Trace | None         # its points, when waveforms are asked
 
 
-def target_currents(xbar, program, switched=None, full_only=False) -> np.ndarray | None:
-    """MTJ current (t -> b) of every target of a column program at each standard ramp
-    fraction ``FRACS`` of its pulse's levels (the last is the full level), (FRACS.size, rows,
-    cols), NaN at the cells that are not targets; the states are the array's present ones.
-    None when the program is not one (``plan``) or its solve fails (the caller has its own
-    estimate then). The training planner's estimate: it integrates the edges from these
-    currents as ``_integrate`` does.
+class TargetCurrents:
+    """The training planner's estimate: the MTJ current (t -> b) of every target of a column
+    program at each standard ramp fraction ``FRACS`` of its pulse's levels (the last is the
+    full level), with the array's present states for everything else; the planner integrates
+    the edges from them as ``_integrate`` does. ``make`` returns None when the program is not
+    a column program (``plan``); the methods return None when a solve fails (the caller has
+    its own estimate then). One pass of idle lines serves both methods."""
 
-    ``switched`` (rows, cols): the mean-field estimate instead. Each target's current with
-    its own start state but the other targets of its pulse (they share its bit line) at
-    ``start + (target - start) * switched``, the fraction of the pulse they spend switched:
-    one solve per (pulse, target, fraction). ``full_only``: at the full level only (1, rows,
-    cols)."""
-    hot = HotColumnNetwork(xbar)
-    pulses = plan(xbar, program, hot)
-    if pulses is None:
-        return None
-    start = xbar.states.ravel()
-    runner = ColumnProgramWrite(xbar, pulses, None, hot, ramp_grid=2)
-    P, K = len(pulses), runner.K
-    fracs = FRACS[-1:] if full_only else FRACS
-    F = fracs.size
-    hot0 = np.where(runner._real, start[runner._cell], 0.0)               # (P, K)
-    if switched is None:
-        states, own = hot0[:, None, :], None                           # (P, 1, K)
-    else:
-        tgt = float(program.direction.target_state)
+    def __init__(self, xbar, program, pulses, hot):
+        self.spec, self.direction = xbar.spec, program.direction
+        self.pulses = pulses
+        self.start = xbar.states.ravel()
+        self.runner = ColumnProgramWrite(xbar, pulses, None, hot, ramp_grid=2)
+        self.hot0 = np.where(self.runner._real, self.start[self.runner._cell], 0.0)  # (P, K)
+        self._idle = False
+
+    @classmethod
+    def make(cls, xbar, program) -> "TargetCurrents | None":
+        hot = HotColumnNetwork(xbar)
+        pulses = plan(xbar, program, hot)
+        return None if pulses is None else cls(xbar, program, pulses, hot)
+
+    def at_knots(self) -> np.ndarray | None:
+        """(FRACS.size, rows, cols), NaN at the cells that are not targets."""
+        P, F = len(self.pulses), FRACS.size
+        slot = np.tile(np.arange(F), P)
+        i_hot = self._solve(np.repeat(np.arange(P), F), slot, np.repeat(self.hot0, F, axis=0))
+        return None if i_hot is None else self._scatter(i_hot.reshape(P, F, -1))
+
+    def at_full(self, switched) -> np.ndarray | None:
+        """The mean-field estimate at the full level, (rows, cols): each target's current
+        with its own start state but the other targets of its pulse (they share its bit
+        line) at ``start + (target - start) * switched``, the fraction of the pulse they
+        spend switched. One solve per (pulse, target)."""
+        runner, hot0 = self.runner, self.hot0
+        P, K = hot0.shape
+        tgt = float(self.direction.target_state)
         q = np.nan_to_num(np.asarray(switched, float).ravel()[runner._cell])
         shifted = np.where(runner._real, hot0 + (tgt - hot0) * q, 0.0)
-        # variant m of a pulse: its m-th target back at its start state
-        states = np.repeat(shifted[:, None, :], K, axis=1)             # (P, K, K)
+        states = np.repeat(shifted[:, None, :], K, axis=1)     # variant m: target m at start
         own = np.arange(K)
         states[:, own, own] = hot0
-    V = states.shape[1]
-    pid = np.repeat(np.arange(P), V * F)
-    slot = np.tile(np.arange(FRACS.size - F, FRACS.size), P * V)
-    hot_states = np.repeat(states.reshape(P * V, K), F, axis=0)
-    try:
-        runner._new_pass(np.arange(P), [start] * P, slots=np.unique(slot).tolist())
-        i_hot = runner._solve(pid, FRACS[slot], slot, hot_states)[0].reshape(P, V, F, K)
-    except FastSolveError:
-        return None
-    i_hot = i_hot[:, 0] if own is None else i_hot[:, own, :, own].transpose(1, 2, 0)
-    out = np.full((F,) + xbar.spec.shape, np.nan)                   # i_hot: (P, F, K)
-    flat = out.reshape(F, -1)
-    real = runner._real
-    for f in range(F):
-        flat[f, runner._cell[real]] = i_hot[:, f, :][real]
-    return out
+        i_hot = self._solve(np.repeat(np.arange(P), K), np.full(P * K, FRACS.size - 1),
+                            states.reshape(P * K, K))
+        if i_hot is None:
+            return None
+        return self._scatter(i_hot.reshape(P, K, K)[:, own, own][:, None, :])[0]
+
+    def _solve(self, pid, slot, hot_states):
+        if not self._idle:
+            self.runner._new_pass(np.arange(len(self.pulses)), [self.start] * len(self.pulses))
+            self._idle = True
+        try:
+            return self.runner._solve(pid, FRACS[slot], slot, hot_states)[0]
+        except FastSolveError:
+            return None
+
+    def _scatter(self, i_hot):
+        """(P, n, K) hot-cell values -> (n, rows, cols), NaN off the targets."""
+        real, cell = self.runner._real, self.runner._cell
+        out = np.full((i_hot.shape[1],) + self.spec.shape, np.nan)
+        flat = out.reshape(i_hot.shape[1], -1)
+        for f in range(i_hot.shape[1]):
+            flat[f, cell[real]] = i_hot[:, f, :][real]
+        return out
 
 
 def plan(xbar, program, hot: HotColumnNetwork) -> list[_Pulse] | None:

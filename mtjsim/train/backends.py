@@ -26,7 +26,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from mtjsim.engines import Engine
-from mtjsim.engines.fast import FastReadEngine
+from mtjsim.engines.fast import FastReadEngine, one_blas_thread
 from mtjsim.engines.fast_write import quasi_static_write
 from mtjsim.ops.fast_ops import engine_options, fast_read
 from mtjsim.ops.read import ReadSettings, read
@@ -34,7 +34,7 @@ from mtjsim.ops.write import (Direction, PulseProgram, cell_thresholds, pulse_dy
                               write)
 from mtjsim.train.network import ArrayLayer, Tile, delta_g_s
 from mtjsim.train.programs import SwitchRequest, WriteSettings, build_program, split_levels
-from mtjsim.validation import check_range
+from mtjsim.validation import check_int, check_range
 
 
 class ReadPhases(enum.Enum):
@@ -155,7 +155,10 @@ class CircuitBackend:
         self.read_energy_j = 0.0
         # profile: one dict per program (benchmarks/bench_train_ngspice.py prints them)
         self.profile: list[dict] | None = [] if profile else None
-        self.workers = workers       # tiles written concurrently by execute_many (ngspice)
+        # tiles read and written concurrently (threads: SuperLU, BLAS and numpy's array loops
+        # release the GIL; ngspice runs in its own processes); the results do not depend on it
+        check_int("workers", workers, lo=1, hi=64)
+        self.workers = workers
         # Fast engine: a batch of samples is one matrix product with the devices linearized
         # at the read voltage; vectors whose estimated error exceeds read_tol (relative to
         # their largest column current) are solved exactly
@@ -169,11 +172,17 @@ class CircuitBackend:
         t0 = time.perf_counter()
         ab = layer.with_bias(a)
         z = np.zeros((a.shape[0], layer.n_out))
-        for t in layer.tiles:
-            rows = t.xbar.spec.rows
-            v = np.zeros((a.shape[0], rows))
+
+        def read(t):
+            v = np.zeros((a.shape[0], t.xbar.spec.rows))
             v[:, :t.r1 - t.r0] = ab[:, t.r0:t.r1] * self.v_read_v
-            i_out = self._read(t, v)
+            return self._read(t, v)
+
+        parallel = self.engine is Engine.FAST and self.workers > 1 and len(layer.tiles) > 1
+        if parallel:
+            for t in layer.tiles:                 # engines made here, not in the threads
+                self._engine_for(t)
+        for t, i_out in zip(layer.tiles, self._map(read, layer.tiles, parallel)):
             n = t.n1 - t.n0
             diff = i_out[:, 0:2 * n:2] - i_out[:, 1:2 * n:2]
             z[:, t.n0:t.n1] += diff / (self.v_read_v * delta_g_s(t.xbar.spec))
@@ -193,14 +202,26 @@ class CircuitBackend:
             i_out[live] = self._read_once(tile, phases[live])
         return i_out[:B] - i_out[B:]
 
+    def _engine_for(self, tile: Tile) -> FastReadEngine:
+        eng = self._read_engines.get(tile.name)
+        if eng is None or eng.xbar is not tile.xbar:
+            eng = FastReadEngine(tile.xbar, **engine_options(self.read_settings))
+            self._read_engines[tile.name] = eng
+        return eng
+
+    def _map(self, fn, items, parallel: bool):
+        """``[fn(x) for x in items]``, ``workers`` at a time when ``parallel`` (BLAS held to
+        one thread meanwhile: the threads are the parallelism)."""
+        if not parallel:
+            return [fn(x) for x in items]
+        from concurrent.futures import ThreadPoolExecutor
+        with one_blas_thread(), ThreadPoolExecutor(max_workers=self.workers) as pool:
+            return list(pool.map(fn, items))
+
     def _read_once(self, tile: Tile, v: np.ndarray) -> np.ndarray:
         if self.engine is Engine.FAST:
-            eng = self._read_engines.get(tile.name)
-            if eng is None or eng.xbar is not tile.xbar:
-                eng = FastReadEngine(tile.xbar, **engine_options(self.read_settings))
-                self._read_engines[tile.name] = eng
-            return fast_read(tile.xbar, v, settings=self.read_settings, engine=eng,
-                             cell_voltages=False).i_out_a
+            return fast_read(tile.xbar, v, settings=self.read_settings,
+                             engine=self._engine_for(tile), cell_voltages=False).i_out_a
         res = read(tile.xbar, v, engine=self.engine, settings=self.read_settings)
         if getattr(res, "energy", None) is not None:
             self.read_energy_j += float(res.energy.energy_j)
@@ -212,8 +233,8 @@ class CircuitBackend:
     def execute_many(self, items: list[tuple[Tile, SwitchRequest]],
                      counters: WriteCounters) -> None:
         """The requests of one phase, in order. Same result as ``execute`` on each item in
-        turn (the seeds are drawn in that order first); on ngspice, requests on different
-        tiles (independent circuits) run concurrently, ``workers`` at a time, each tile's own
+        turn (the seeds are drawn in that order first); requests on different tiles
+        (independent circuits) run concurrently, ``workers`` at a time, each tile's own
         requests in their order."""
         t0 = time.perf_counter()
         plans = [split_levels(req, self.settings.levels) for _, req in items]
@@ -227,14 +248,7 @@ class CircuitBackend:
             for k in ks:
                 results[k] = self._run_request(*items[k], plans[k], seeds[k])
 
-        if self.engine is Engine.NGSPICE and self.workers > 1 and len(groups) > 1:
-            from concurrent.futures import ThreadPoolExecutor
-            with ThreadPoolExecutor(max_workers=min(self.workers, len(groups))) as pool:
-                for f in [pool.submit(run, ks) for ks in groups.values()]:
-                    f.result()
-        else:
-            for ks in groups.values():
-                run(ks)
+        self._map(run, list(groups.values()), self.workers > 1 and len(groups) > 1)
         for k in range(len(items)):
             c, records, profile = results[k]
             c.write_wall_s = 0.0

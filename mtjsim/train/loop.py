@@ -204,7 +204,7 @@ def apply_plan(net: ArrayNetwork, plan: Plan, backend, counters: WriteCounters) 
     for _ in range(n_steps):
         if not any(a.any() for a in active):
             break
-        attempts = []
+        attempts, items = [], []
         for li, layer in enumerate(net.layers):
             probs, d = plan.probs[li], plan.direction[li]
             for t in layer.tiles:
@@ -233,9 +233,11 @@ def apply_plan(net: ArrayNetwork, plan: Plan, backend, counters: WriteCounters) 
                     p = np.zeros(t.xbar.spec.shape)
                     targets[rows[m], phys_col[m]] = True
                     p[rows[m], phys_col[m]] = p_now[rows[m], cols[m]]
-                    backend.execute(t, SwitchRequest(direction, targets, p), counters)
+                    items.append((t, SwitchRequest(direction, targets, p)))
                     attempts.append((li, t, rows[m], cols[m], phys_col[m],
                                      direction.target_state, p_now[rows[m], cols[m]]))
+        # a phase's requests in their order; the backend may run different tiles at once
+        backend.execute_many(items, counters)
         for li, t, rows, cols, phys_col, tgt, p_now in attempts:
             ok = t.xbar.states[rows, phys_col] == tgt
             gi, gj = rows + t.r0, cols + t.n0

@@ -191,7 +191,7 @@ def _direction_params(xbar: Crossbar, direction: Direction):
 
 def _widths_for(law: PulseLaw, p_col, cols_t, settings: WriteSettings, n_cols: int):
     """Per column: the width whose mean P_sw over the column's targets is p_col (bisection
-    on log width, all columns at once; 40 halvings of the range leave ~1e-11 of it).
+    on log width, all columns at once; 24 halvings leave 3e-7 of the width).
     Unreachable -> w_max (or w_min for tiny p)."""
     lo = np.full(n_cols, math.log(settings.w_min_s))
     hi = np.full(n_cols, math.log(settings.w_max_s))
@@ -202,7 +202,7 @@ def _widths_for(law: PulseLaw, p_col, cols_t, settings: WriteSettings, n_cols: i
         return np.bincount(cols_t, weights=p, minlength=n_cols) / np.maximum(count, 1)
 
     target = np.where(np.isnan(p_col), 0.0, p_col)
-    for _ in range(40):
+    for _ in range(24):
         mid = 0.5 * (lo + hi)
         above = mean_p(mid) >= target
         hi = np.where(above, mid, hi)
@@ -288,7 +288,8 @@ def build_program(xbar: Crossbar, direction: Direction, targets: np.ndarray, p_c
     # each target's current at the ramp knots of its pulse: 1T1R from the hot-cell networks
     # (the gate ramps with the lines, so the current is far from linear in the level),
     # passive linear in the level from the full-level solve
-    i_knots = fast_write_columns.target_currents(xbar, probe) if one_t else None
+    currents = fast_write_columns.TargetCurrents.make(xbar, probe) if one_t else None
+    i_knots = None if currents is None else currents.at_knots()
     if i_knots is not None:
         i_knots = i_knots[:, ti, tj].T
     else:
@@ -296,7 +297,7 @@ def build_program(xbar: Crossbar, direction: Direction, targets: np.ndarray, p_c
     law = law_of(i_knots)
     widths = _widths_for(law, p_col, tj, settings, spec.cols)
     tgt = direction.target_state
-    if settings.mean_field and len(pulses) > 0 and one_t:
+    if settings.mean_field and len(pulses) > 0 and one_t and currents is not None:
         # The targets of a column share its bit line and driver: a SET target that switches
         # draws less current, so the others see a smaller drop and more current for the rest
         # of the pulse (RESET: the other way round). Each target's currents re-solved with
@@ -306,14 +307,14 @@ def build_program(xbar: Crossbar, direction: Direction, targets: np.ndarray, p_c
         # 32x32, every cell a SET target, p = 0.3: 0.314 realized without, 0.300 with.
         switched = np.zeros(spec.shape)
         switched[ti, tj] = _switched_fraction(law, widths[tj])
-        i_mf = fast_write_columns.target_currents(xbar, probe, switched, full_only=True)
+        i_mf = currents.at_full(switched)
         if i_mf is not None:
             with np.errstate(divide="ignore", invalid="ignore"):
-                scale = np.nan_to_num(i_mf[0, ti, tj] / i_knots[:, -1], nan=1.0)
+                scale = np.nan_to_num(i_mf[ti, tj] / i_knots[:, -1], nan=1.0)
             i_knots = i_knots * scale[:, None]
             law = law_of(i_knots)
             widths = _widths_for(law, p_col, tj, settings, spec.cols)
-    elif settings.mean_field and len(pulses) > 0:
+    elif settings.mean_field and len(pulses) > 0 and not one_t:
         # Passive: expected states during each pulse: earlier columns' targets switched with
         # their P_sw, and the pulse's own targets for the part of the pulse after their
         # switch (their shared line drops).
