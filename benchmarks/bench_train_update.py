@@ -1,6 +1,7 @@
 """One training update of the GXNOR MNIST-5k network (example 04: 784-512-10 ternary on
 128x128 1T1R tiles, 61 tiles, batch 200) on the fast engine, with the tiles read and written
-in one thread and in ``--workers`` threads (``CircuitBackend.workers``), measured in the same
+by one worker and by ``--workers`` (``CircuitBackend.workers``: reads in threads, writes in
+processes), measured in the same
 run, alternating, on the same network (each update changes the states, so every update
 re-linearizes every tile's read, as training does). The first update (engines built,
 write voltages solved) is not timed. Prints reads and writes per update and the ratio.
@@ -61,6 +62,7 @@ def main() -> None:
         r, wr, tot = np.mean(rows, axis=0)
         print(f"workers {w}: reads {r:6.1f} s  writes {wr:6.1f} s  update {tot:6.1f} s "
               f"(mean of {len(rows)})")
+    circuit.close()
     one, many = (np.mean(times[w], axis=0)[2] for w in (1, a.workers))
     print(f"speedup with {a.workers} workers: {one / many:.2f}x")
 

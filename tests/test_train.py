@@ -363,10 +363,10 @@ def test_fast_pulse_by_pulse_program_runs_as_one_batched_write():
     assert backends._merged_thresholds(passive, pprog, [0, 1]) is None
 
 
-def test_tiles_in_threads_give_the_same_run(monkeypatch):
-    """Reads and writes of different tiles run in ``workers`` threads; the run (weights,
-    counters) must be exactly the one-thread run: seeds are drawn before the threads start and
-    each tile's requests keep their order."""
+def test_tiles_in_parallel_give_the_same_run(monkeypatch):
+    """Different tiles are read in ``workers`` threads and written in ``workers`` processes;
+    the run (weights, counters) must be exactly the one-worker run: seeds are drawn before
+    the tiles go out and each tile's requests keep their order."""
     made = {}
     make = loop._make_backends
 

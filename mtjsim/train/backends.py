@@ -155,10 +155,12 @@ class CircuitBackend:
         self.read_energy_j = 0.0
         # profile: one dict per program (benchmarks/bench_train_ngspice.py prints them)
         self.profile: list[dict] | None = [] if profile else None
-        # tiles read and written concurrently (threads: SuperLU, BLAS and numpy's array loops
-        # release the GIL; ngspice runs in its own processes); the results do not depend on it
+        # tiles read and written concurrently, the results do not depend on it: reads in
+        # threads (SuperLU and BLAS release the GIL), fast-engine writes in processes,
+        # ngspice writes in threads (ngspice runs in its own processes)
         check_int("workers", workers, lo=1, hi=64)
         self.workers = workers
+        self._pool = None
         # Fast engine: a batch of samples is one matrix product with the devices linearized
         # at the read voltage; vectors whose estimated error exceeds read_tol (relative to
         # their largest column current) are solved exactly
@@ -218,6 +220,24 @@ class CircuitBackend:
         with one_blas_thread(), ThreadPoolExecutor(max_workers=self.workers) as pool:
             return list(pool.map(fn, items))
 
+    def _processes(self):
+        """The backend's pool of ``workers`` processes (started on first use, by a fork
+        server: the parent holds BLAS threads and gigabytes of read engines)."""
+        if self._pool is None:
+            import multiprocessing
+            import weakref
+            from concurrent.futures import ProcessPoolExecutor
+            self._pool = ProcessPoolExecutor(
+                max_workers=self.workers, mp_context=multiprocessing.get_context("forkserver"))
+            weakref.finalize(self, self._pool.shutdown, wait=True, cancel_futures=True)
+        return self._pool
+
+    def close(self) -> None:
+        """Stop the worker processes (also done when the backend is collected)."""
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
     def _read_once(self, tile: Tile, v: np.ndarray) -> np.ndarray:
         if self.engine is Engine.FAST:
             return fast_read(tile.xbar, v, settings=self.read_settings,
@@ -244,11 +264,24 @@ class CircuitBackend:
             groups.setdefault(id(tile), []).append(k)
         results: dict[int, tuple] = {}
 
-        def run(ks):
-            for k in ks:
-                results[k] = self._run_request(*items[k], plans[k], seeds[k])
+        args = (self.settings, self.engine, self.keep_records, self.profile is not None)
+        parallel = self.workers > 1 and len(groups) > 1
+        if parallel and self.engine is Engine.FAST:
+            # processes: the write engine is many small array operations, which hold the
+            # GIL (threads made a 61-tile MNIST update's writes slower, 40 -> 44 s)
+            tiles = [items[ks[0]][0] for ks in groups.values()]
+            payloads = [(t, [(items[k][1], plans[k], seeds[k]) for k in ks]) + args
+                        for t, ks in zip(tiles, groups.values())]
+            for t, ks, (res, states) in zip(tiles, groups.values(),
+                                            self._processes().map(_run_tile, payloads)):
+                t.xbar.states = states
+                results.update(zip(ks, res))
+        else:
+            def run(ks):
+                for k in ks:
+                    results[k] = _run_request(*items[k], plans[k], seeds[k], *args)
 
-        self._map(run, list(groups.values()), self.workers > 1 and len(groups) > 1)
+            self._map(run, list(groups.values()), parallel)
         for k in range(len(items)):
             c, records, profile = results[k]
             c.write_wall_s = 0.0
@@ -258,43 +291,6 @@ class CircuitBackend:
             if self.profile is not None:
                 self.profile.extend(profile)
         counters.write_wall_s += time.perf_counter() - t0
-
-    def _run_request(self, tile: Tile, req: SwitchRequest, plans, seeds):
-        """The programs of one request on one tile, in order; the tile's states are what the
-        engine returned after each. Returns (counters, records, profile rows)."""
-        counters, records, profile = WriteCounters(), [], []
-        tgt = req.direction.target_state
-        for level, ((targets, p_col), seed) in enumerate(zip(plans, seeds)):
-            t0 = time.perf_counter()
-            planned = build_program(tile.xbar, req.direction, targets, p_col, self.settings)
-            before = tile.xbar.states.copy()
-            out = run_program(tile.xbar, planned.program, seed, self.engine,
-                              self.settings.pulse_by_pulse)
-            tile.xbar.states = out.states_after.copy()
-            p = np.where(targets, np.nan_to_num(p_col)[None, :], 0.0)
-            _count(counters, targets, p, before, tile.xbar.states, tgt, out.disturbed,
-                   out.energy_j, planned.program.duration_s)
-            counters.programs += 1
-            counters.pulses += len(planned.program.pulses())
-            wall = time.perf_counter() - t0
-            if self.keep_records:
-                records.append(_record(tile, req.direction, targets, p_col, before,
-                                       tile.xbar.states, out.write_errors, out.disturbed))
-            if self.profile is not None:
-                widths = planned.program.widths()
-                profile.append({
-                    "tile": tile.name, "direction": req.direction.value, "level": level,
-                    "targets": int(targets.sum()), "pulses": len(widths),
-                    "writes": out.writes, "width_min_ns": min(widths) * 1e9,
-                    "width_max_ns": max(widths) * 1e9,
-                    "duration_ns": planned.program.duration_s * 1e9,
-                    "dynamic_mean": out.dynamic_mean, "time_points": out.time_points,
-                    "engine_s": out.engine_s, "wall_s": wall,
-                    "switched": int((out.states_after != before).sum()),
-                    "disturbs": int(out.disturbed.sum()),
-                    # to replay the program (e.g. in one transient)
-                    "program": planned.program, "seed": seed, "states_before": before})
-        return counters, records, profile
 
     def state(self) -> dict:
         return self.rng.bit_generator.state
@@ -315,6 +311,54 @@ class ProgramOutcome:
     time_points: int               # summed over the writes
     dynamic_mean: float            # mean number of cells with the switching model per write
     engine_s: float                # ngspice (or fast engine) time, summed
+
+
+def _run_request(tile: Tile, req: SwitchRequest, plans, seeds, settings: WriteSettings,
+             engine: Engine, keep_records: bool, profile_on: bool):
+    """The programs of one request on one tile, in order; the tile's states are what the
+    engine returned after each. Returns (counters, records, profile rows)."""
+    counters, records, profile = WriteCounters(), [], []
+    tgt = req.direction.target_state
+    for level, ((targets, p_col), seed) in enumerate(zip(plans, seeds)):
+        t0 = time.perf_counter()
+        planned = build_program(tile.xbar, req.direction, targets, p_col, settings)
+        before = tile.xbar.states.copy()
+        out = run_program(tile.xbar, planned.program, seed, engine,
+                          settings.pulse_by_pulse)
+        tile.xbar.states = out.states_after.copy()
+        p = np.where(targets, np.nan_to_num(p_col)[None, :], 0.0)
+        _count(counters, targets, p, before, tile.xbar.states, tgt, out.disturbed,
+               out.energy_j, planned.program.duration_s)
+        counters.programs += 1
+        counters.pulses += len(planned.program.pulses())
+        wall = time.perf_counter() - t0
+        if keep_records:
+            records.append(_record(tile, req.direction, targets, p_col, before,
+                                   tile.xbar.states, out.write_errors, out.disturbed))
+        if profile_on:
+            widths = planned.program.widths()
+            profile.append({
+                "tile": tile.name, "direction": req.direction.value, "level": level,
+                "targets": int(targets.sum()), "pulses": len(widths),
+                "writes": out.writes, "width_min_ns": min(widths) * 1e9,
+                "width_max_ns": max(widths) * 1e9,
+                "duration_ns": planned.program.duration_s * 1e9,
+                "dynamic_mean": out.dynamic_mean, "time_points": out.time_points,
+                "engine_s": out.engine_s, "wall_s": wall,
+                "switched": int((out.states_after != before).sum()),
+                "disturbs": int(out.disturbed.sum()),
+                # to replay the program (e.g. in one transient)
+                "program": planned.program, "seed": seed, "states_before": before})
+    return counters, records, profile
+
+
+def _run_tile(payload):
+    """A process pool's task: one tile's requests of a phase, in order, on a copy of the tile;
+    returns their results and the tile's states after them."""
+    tile, requests, settings, engine, keep_records, profile_on = payload
+    results = [_run_request(tile, req, plans, seeds, settings, engine, keep_records, profile_on)
+               for req, plans, seeds in requests]
+    return results, tile.xbar.states
 
 
 def run_program(xbar, program: PulseProgram, seed: int, engine: Engine,

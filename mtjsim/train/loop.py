@@ -342,6 +342,7 @@ def train(cfg: TrainConfig, out: Path | None = None, *, progress: bool = True,
             _save_checkpoint(ckpt, cfg, epoch + 1, rows, net, base, circuit, ideal, batch_rng)
             write_epoch_table(Path(out) / "epochs.csv", rows)
     bar.close()
+    circuit.close()
     result = TrainResult(cfg, rows, _summary(cfg, data, net, rows), net, base, out)
     if out is not None:
         from mtjsim.train.report import write_run
@@ -502,6 +503,7 @@ def exsitu_write(cfg: TrainConfig, data: Dataset, weights, *, seed: int,
                              read_phases=cfg.input_phases, read_tol=cfg.read_tol)
     c = WriteCounters()
     write_weights(net, weights, circuit, c, verify_rounds=cfg.verify_rounds)
+    circuit.close()
     c.updates += 1
     realized = net.weights()
     c.realized_flips = int(sum((a != np.asarray(b)).sum() for a, b in zip(realized, weights)))
