@@ -6,9 +6,7 @@ probability is the requested one; the run folder, counters and resume work; ngsp
 fast engine give the same trajectory (once the fast engine does writes).
 """
 
-import argparse
 import dataclasses
-import json
 import math
 
 import numpy as np
@@ -22,7 +20,7 @@ from mtjsim.engines.fast_write import quasi_static_write
 from mtjsim.ops.write import Direction, Parallelism, PulseProgram, WriteScheme, write
 from mtjsim.ops.write_stats import wilson_interval
 from mtjsim.train import loop
-from mtjsim.train.backends import CircuitBackend, IdealBackend, WriteCounters
+from mtjsim.train.backends import CircuitBackend, WriteCounters
 from mtjsim.train.datasets import Encoding, load_dataset
 from mtjsim.train.estimate import pulse_currents
 from mtjsim.train.network import (

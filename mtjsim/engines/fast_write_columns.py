@@ -125,8 +125,8 @@ class TargetCurrents:
     program at each standard ramp fraction ``FRACS`` of its pulse's levels (the last is the
     full level), with the array's present states for everything else; the planner integrates
     the edges from them as ``_integrate`` does. ``make`` returns None when the program is not
-    a column program (``plan``); the methods return None when a solve fails (the caller has
-    its own estimate then). One pass of idle lines serves both methods."""
+    a column program (``plan``) or has no pulse; the methods return None when a solve fails
+    (the caller has its own estimate then). One pass of idle lines serves both methods."""
 
     def __init__(self, xbar, program, pulses, hot):
         self.spec, self.direction = xbar.spec, program.direction
@@ -140,7 +140,7 @@ class TargetCurrents:
     def make(cls, xbar, program) -> "TargetCurrents | None":
         hot = HotColumnNetwork(xbar)
         pulses = plan(xbar, program, hot)
-        return None if pulses is None else cls(xbar, program, pulses, hot)
+        return cls(xbar, program, pulses, hot) if pulses else None
 
     def at_knots(self) -> np.ndarray | None:
         """(FRACS.size, rows, cols), NaN at the cells that are not targets."""
@@ -169,10 +169,11 @@ class TargetCurrents:
         return self._scatter(i_hot.reshape(P, K, K)[:, own, own][:, None, :])[0]
 
     def _solve(self, pid, slot, hot_states):
-        if not self._idle:
-            self.runner._new_pass(np.arange(len(self.pulses)), [self.start] * len(self.pulses))
-            self._idle = True
         try:
+            if not self._idle:
+                P = len(self.pulses)
+                self.runner._new_pass(np.arange(P), [self.start] * P)
+                self._idle = True
             return self.runner._solve(pid, FRACS[slot], slot, hot_states)[0]
         except FastSolveError:
             return None

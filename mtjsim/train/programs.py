@@ -19,7 +19,6 @@ line drops; ``mean_field`` re-solves once with each target's expected state over
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import math
 from dataclasses import dataclass
@@ -141,7 +140,9 @@ class PulseLaw:
     .p_switch_progress``): thermal progress ``q`` and precessional drive ``d`` of its two
     edges, and their rates per second of flat top (the width), as the engines integrate
     them: the model's rates (Neel-Brown blended into Sun's precession around I_c0), the
-    current linear between the ramp knots, ``RAMP_GRID`` midpoints per knot interval."""
+    current linear between the ramp knots, ``RAMP_GRID`` midpoints per knot interval. Left
+    out: the model's cap on the thermal rate (1e12/s; it binds only for E below ~1e-3, which
+    an edge switches anyway) and the drain of progress by the opposite direction's rate."""
 
     q_edges: np.ndarray
     d_edges: np.ndarray
@@ -178,9 +179,6 @@ class PulseLaw:
         """P_sw of each target for flat tops ``width_s`` (broadcast over the targets)."""
         return p_switch_progress(self.q_edges + self.q_rate_per_s * width_s,
                                  self.d_edges + self.d_rate_per_s * width_s, self.delta)
-
-    def take(self, idx) -> "PulseLaw":
-        return PulseLaw(*(getattr(self, f.name)[idx] for f in dataclasses.fields(self)))
 
 
 def _direction_params(xbar: Crossbar, direction: Direction):
