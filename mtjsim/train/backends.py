@@ -160,7 +160,7 @@ class CircuitBackend:
         # ngspice writes in threads (ngspice runs in its own processes)
         check_int("workers", workers, lo=1, hi=64)
         self.workers = workers
-        self._pool = None
+        self._pool = self._threads = None
         # Fast engine: a batch of samples is one matrix product with the devices linearized
         # at the read voltage; vectors whose estimated error exceeds read_tol (relative to
         # their largest column current) are solved exactly
@@ -216,9 +216,11 @@ class CircuitBackend:
         one thread meanwhile: the threads are the parallelism)."""
         if not parallel:
             return [fn(x) for x in items]
-        from concurrent.futures import ThreadPoolExecutor
-        with one_blas_thread(), ThreadPoolExecutor(max_workers=self.workers) as pool:
-            return list(pool.map(fn, items))
+        if self._threads is None:        # kept: new threads per call would each get their own
+            from concurrent.futures import ThreadPoolExecutor       # malloc arena
+            self._threads = ThreadPoolExecutor(max_workers=self.workers)
+        with one_blas_thread():
+            return list(self._threads.map(fn, items))
 
     def _processes(self):
         """The backend's pool of ``workers`` processes (started on first use, by a fork
@@ -233,10 +235,13 @@ class CircuitBackend:
         return self._pool
 
     def close(self) -> None:
-        """Stop the worker processes (also done when the backend is collected)."""
+        """Stop the worker processes and threads (also done when the backend is collected)."""
         if self._pool is not None:
             self._pool.shutdown()
             self._pool = None
+        if self._threads is not None:
+            self._threads.shutdown()
+            self._threads = None
 
     def _read_once(self, tile: Tile, v: np.ndarray) -> np.ndarray:
         if self.engine is Engine.FAST:
