@@ -10,9 +10,10 @@ engine.
 
 Why 32x32: with 1 ohm wire segments and the 40 nm device, a 128x128 tile reads at 0.2-0.5x
 the ideal dot products (IR drop, different for every column), a 32x32 tile at ~0.81x with
-1.8 % left after that gain. Measured after epoch 1 (seed 0, docs/training.md): 128x128
-tiles 82.3 % test against 84.5 % with ideal writes and reads; 32x32 tiles 86.7 % against
-84.7 %. ``tile=(128, 128)`` gives the IR-drop-limited case (61 tiles).
+1.8 % left after that gain. Measured (seed 0, docs/training.md), test accuracy against the
+ideal-write (and ideal-read) baseline: 128x128 tiles 82.3 against 84.5 % after epoch 1;
+32x32 tiles 86.7 against 84.7 % after epoch 1, 88.2 against 88.3 % after epoch 2.
+``tile=(128, 128)`` gives the IR-drop-limited case (61 tiles).
     .venv/bin/python examples/04_gxnor_mnist5k.py
 """
 
