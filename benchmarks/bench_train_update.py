@@ -1,10 +1,10 @@
-"""One training update of the GXNOR MNIST-5k network (example 04: 784-512-10 ternary on
-128x128 1T1R tiles, 61 tiles, batch 200) on the fast engine, with the tiles read and written
-by one worker and by ``--workers`` (``CircuitBackend.workers``: reads in threads, writes in
-processes), measured in the same
-run, alternating, on the same network (each update changes the states, so every update
-re-linearizes every tile's read, as training does). The first update (engines built,
-write voltages solved) is not timed. Prints reads and writes per update and the ratio.
+"""One training update of the GXNOR MNIST-5k network (example 04's 784-512-10 ternary, here
+on 128x128 1T1R tiles by default: 61 tiles; batch 200) on the fast engine, with the tiles
+read and written by one worker and by ``--workers`` (``CircuitBackend.workers``: reads in
+threads, writes in processes), measured in the same run, alternating, on the same network
+(each update changes the states, so every update re-linearizes every tile's read, as
+training does). The first update (engines built, write voltages solved) is not timed.
+Prints reads and writes per update and the ratio.
 
     .venv/bin/python benchmarks/bench_train_update.py [--updates 2] [--workers 2]
         [--tile 128] [--hidden 512]
@@ -15,16 +15,12 @@ Memory: one read engine per tile, ~11 GB for the 61 tiles of 128x128.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
 from mtjsim.train import loop
 from mtjsim.train.backends import WriteCounters
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 
 
 def main() -> None:
@@ -45,7 +41,7 @@ def main() -> None:
     rng = np.random.default_rng(1)
     print(f"{net.tiling()['n_tiles']} tiles of {a.tile}x{a.tile}, batch {cfg.batch_size}")
 
-    def update(workers: int) -> tuple[float, float]:
+    def update(workers: int) -> tuple[float, float, float]:
         circuit.workers = workers
         c = WriteCounters()
         idx = rng.choice(len(data.y_train), cfg.batch_size, replace=False)

@@ -37,6 +37,12 @@ NEGLIGIBLE_PROGRESS = 1e-9  # below this a segment's progress cannot change an o
 POWER_KEYS = ("delivered", "array", "wires", "access", "periphery")   # a write's energy
 
 
+def regime_weight(i):
+    """Weight of Sun's precessional rate in the model's rate at i = I/I_c0 (the rest is
+    Neel-Brown's): models/mtj_stt.lib's tanh blend around i = 1."""
+    return 0.5 + 0.5 * np.tanh(REGIME_SHARPNESS * (i - 1))
+
+
 def _direction_rate(i, e, lnth, delta, tau0_s, tau_d_s):
     """Rate (1/s) of one direction for i = current pushing that way / its I_c0, as in
     models/mtj_stt.lib: Neel-Brown (capped) blended into Sun's precession around i = 1."""
@@ -44,7 +50,7 @@ def _direction_rate(i, e, lnth, delta, tau0_s, tau_d_s):
         thermal = np.minimum(np.exp(-delta * (1 - np.minimum(i, 1))) / (tau0_s * e),
                              THERMAL_CAP_PER_S)
     precess = np.maximum(i - 1, 0) / (tau_d_s * lnth)
-    w = 0.5 + 0.5 * np.tanh(REGIME_SHARPNESS * (i - 1))
+    w = regime_weight(i)
     return thermal + (precess - thermal) * w
 
 

@@ -319,7 +319,7 @@ class ProgramOutcome:
 
 
 def _run_request(tile: Tile, req: SwitchRequest, plans, seeds, settings: WriteSettings,
-             engine: Engine, keep_records: bool, profile_on: bool):
+                 engine: Engine, keep_records: bool, profile_on: bool):
     """The programs of one request on one tile, in order; the tile's states are what the
     engine returned after each. Returns (counters, records, profile rows)."""
     counters, records, profile = WriteCounters(), [], []

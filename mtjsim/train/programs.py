@@ -30,7 +30,7 @@ from mtjsim.circuit.crossbar import ArrayKind, Crossbar
 from mtjsim.devices.switching import p_switch_progress
 from mtjsim.ops.write import Direction, Parallelism, PulseProgram, WriteScheme
 from mtjsim.engines import fast_write_columns
-from mtjsim.engines.fast_write import RAMP_GRID, RAMP_SOLVES, REGIME_SHARPNESS
+from mtjsim.engines.fast_write import RAMP_GRID, RAMP_SOLVES, regime_weight
 from mtjsim.engines.fast_write_columns import FRACS
 from mtjsim.engines.fast import mtj_current
 from mtjsim.train.estimate import pulse_currents
@@ -170,7 +170,7 @@ class PulseLaw:
     def _rates(i, delta, tau0_s, tau_d_s):
         """(thermal, precessional) rates of ``fast_write._direction_rate`` without the
         thresholds (1/s)."""
-        w = 0.5 + 0.5 * np.tanh(REGIME_SHARPNESS * (i - 1))
+        w = regime_weight(i)
         with np.errstate(over="ignore", under="ignore"):
             thermal = np.exp(-delta * (1 - np.minimum(i, 1))) / tau0_s
         return (1 - w) * thermal, w * np.maximum(i - 1, 0) / tau_d_s
