@@ -40,3 +40,10 @@ def test_04_gxnor_mnist5k(tmp_path):
                                         max_train=100, max_test=50, out=tmp_path,
                                         progress=False)
     assert isinstance(res, dict) and res
+
+
+@pytest.mark.slow
+def test_05_wine_seeds(tmp_path):
+    s = load("05_wine_seeds").main(seeds=2, epochs=1, out=tmp_path, progress=False)
+    assert s["seeds"] == 2 and (tmp_path / "gaps.png").stat().st_size > 0
+    assert 0 <= s["circuit_minus_baseline"]["within"] <= 2

@@ -20,7 +20,7 @@ from mtjsim.engines.fast_write import quasi_static_write
 from mtjsim.ops.write import Direction, Parallelism, PulseProgram, WriteScheme, write
 from mtjsim.ops.write_stats import wilson_interval
 from mtjsim.train import loop
-from mtjsim.train.backends import CircuitBackend, WriteCounters
+from mtjsim.train.backends import CircuitBackend, IdealBackend, WriteCounters
 from mtjsim.train.datasets import Encoding, load_dataset
 from mtjsim.train.estimate import pulse_currents
 from mtjsim.train.network import (
@@ -389,3 +389,20 @@ def test_tiles_in_parallel_give_the_same_run(monkeypatch):
     for key in ("realized_switches", "expected_switches", "energy_j", "test_acc", "train_acc"):
         assert a.rows[-1][key] == b.rows[-1][key], key
     assert a.rows[-1]["realized_switches"] > 0
+
+
+def test_writes_override_replays_the_baseline_with_its_seed():
+    """``train(writes=IdealBackend(s))`` puts ideal writes where the circuit was: with the
+    baseline's own seed (seed + 2) the run is the baseline, epoch by epoch; with another seed
+    only the switching draws differ, and the trajectory parts from it."""
+    cfg = loop.TrainConfig(dataset="wine", epochs=4, seed=3)
+    same = loop.train(cfg, None, progress=False,
+                      writes=IdealBackend(cfg.seed + 2, levels=cfg.levels))
+    other = loop.train(cfg, None, progress=False,
+                       writes=IdealBackend(cfg.seed + 12345, levels=cfg.levels))
+    for r in same.rows:
+        assert r["test_acc"] == r["baseline_test_acc"]
+        assert r["train_acc"] == r["baseline_train_acc"]
+        assert r["realized_flips"] == r["baseline_realized_flips"]
+    assert np.array_equal(same.network.weights()[0], same.baseline.weights()[0])
+    assert any(r["realized_flips"] != r["baseline_realized_flips"] for r in other.rows)

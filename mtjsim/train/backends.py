@@ -133,6 +133,9 @@ class IdealBackend:
     def set_state(self, state: dict) -> None:
         self.rng.bit_generator.state = state
 
+    def close(self) -> None:
+        """Nothing to stop (the same interface as ``CircuitBackend``)."""
+
 
 class CircuitBackend:
     """Reads and writes solved by an engine (ngspice or fast): one read call per tile per

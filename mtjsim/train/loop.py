@@ -287,8 +287,17 @@ def _make_backends(cfg: TrainConfig, keep_records=False):
 
 
 def train(cfg: TrainConfig, out: Path | None = None, *, progress: bool = True,
-          resume: bool = True, data: Dataset | None = None) -> TrainResult:
-    """Run ``cfg``; with ``out`` write the run folder (and resume from its checkpoint)."""
+          resume: bool = True, data: Dataset | None = None,
+          writes: IdealBackend | None = None) -> TrainResult:
+    """Run ``cfg``; with ``out`` write the run folder (and resume from its checkpoint).
+
+    ``writes`` replaces the circuit by another backend, e.g. ``IdealBackend`` with a seed of
+    its own: a replica of the baseline that differs from it only in the switching draws, so
+    the gap between the two is the rule's own run-to-run noise (examples/05_wine_seeds.py).
+    Such a run has no run folder: its record would name the circuit's engine."""
+    if writes is not None and out is not None:
+        raise ValueError("out: must be None with writes= (a run without the circuit is not "
+                         "recorded as one)")
     data = data or load_data(cfg)
     if cfg.rule is Rule.EXSITU_BINARY:
         return train_exsitu(cfg, out, data=data, progress=progress)
@@ -299,6 +308,9 @@ def train(cfg: TrainConfig, out: Path | None = None, *, progress: bool = True,
     if base is not None:
         base.set_weights(init)
     circuit, ideal = _make_backends(cfg)
+    if writes is not None:
+        circuit.close()
+        circuit = writes
     batch_rng = np.random.default_rng(cfg.seed + 3)
     rows: list[dict] = []
     start = 0
@@ -365,8 +377,8 @@ def _update(cfg, net, backend, x, y, lr, counters) -> float:
 def _summary(cfg: TrainConfig, data: Dataset, net: ArrayNetwork, rows: list[dict]) -> dict:
     last = rows[-1] if rows else {}
     tot = {k: float(sum(r.get(k, 0) for r in rows)) for k in
-           ("requested_switches", "realized_switches", "failed_writes", "disturbs",
-            "intended_flips", "realized_flips", "energy_j", "wall_s", "write_wall_s",
+           ("requested_switches", "expected_switches", "realized_switches", "failed_writes",
+            "disturbs", "intended_flips", "realized_flips", "energy_j", "wall_s", "write_wall_s",
             "read_wall_s")}
     return {
         "config": cfg.record(), "data": data.record(), "tiling": net.tiling(),
