@@ -216,6 +216,27 @@ def test_realized_switching_probability_matches_request_15x15(kind, direction, p
     assert lo <= p <= hi, (hits, lo, hi)
 
 
+@pytest.mark.parametrize("kind", [ArrayKind.PASSIVE, ArrayKind.ONE_T_ONE_R])
+def test_planned_widths_solve_the_law_to_its_tolerance_also_for_deterministic_steps(kind):
+    """One target per column, probabilities from 0.01 up to deterministic (p_det = 0.999,
+    where 1 - P falls like a square root into the kink at P = 1): the planned width gives
+    the law's P within 1e-4 relative, and 1 - P within 1 % of 1 - p_det. A first version of
+    the section search interpolated across that kink and left 1 - P at up to 1.7e-3."""
+    spec = ArraySpec(kind=kind, rows=15, cols=15, device=DEV, r_wire_ohm=2.0)
+    rng = np.random.default_rng(4)
+    for direction in (Direction.SET, Direction.RESET):
+        xb = Crossbar(spec, np.full((15, 15), 1 - direction.target_state, dtype=np.int8))
+        targets = np.zeros((15, 15), bool)
+        targets[rng.integers(0, 15, 15), np.arange(15)] = True
+        p_col = np.r_[0.01, 0.03, 0.05, 0.2, 0.5, 0.8, 0.95, 0.99, np.ones(7)]
+        settings = WriteSettings()
+        planned = build_program(xb, direction, targets, p_col, settings)
+        p_pred = np.nanmax(planned.p_predicted, axis=0)     # one target per column
+        asked = np.where(p_col >= 1, settings.p_det, p_col)
+        np.testing.assert_allclose(p_pred, asked, rtol=1e-4)
+        np.testing.assert_allclose(1 - p_pred, 1 - asked, rtol=1e-2)
+
+
 def _wine_small(hidden=2):
     data = load_dataset("wine", Encoding.ANALOG, seed=0)
     spec = NetworkSpec(sizes=(13, hidden, 3), tile_rows=15, tile_cols=4)

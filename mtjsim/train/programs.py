@@ -188,16 +188,21 @@ def _direction_params(xbar: Crossbar, direction: Direction):
 
 
 def _widths_for(law: PulseLaw, p_col, cols_t, settings: WriteSettings, n_cols: int,
-                sections: int = 8, rounds: int = 3):
-    """Per column: the width whose mean P_sw over the column's targets is p_col.
-    Unreachable -> w_max (or w_min for tiny p).
+                sections: int = 8, tol: float = 1e-4, max_rounds: int = 12):
+    """Per column: the width whose mean P_sw over the column's targets is p_col, to ``tol``
+    in logit(P) (P and 1 - P both within 0.01 % of themselves: a deterministic step at
+    p_det = 0.999 fails at 1e-3, not more). Unreachable -> w_max (or w_min for tiny p).
 
-    All columns at once, on ln(width): each round evaluates ``sections`` points inside every
-    column's bracket in one call of ``p_switch_progress`` (its cost is per call, not per
-    point, at these sizes) and keeps the section where the mean P crosses p_col; then a
-    straight line in logit(P) across the last section (3 rounds of 8: 0.6 % of the width,
-    P within ~1e-4 of it). Bisection to the same width took 24 calls, here 4 (the ends and
-    3 rounds): on a 32x32 MNIST update the planning was 30 % of the writes."""
+    All columns at once, on ln(width), in rounds of one call of ``p_switch_progress`` each
+    (its cost is per call, not per point, at these sizes). A round evaluates ``sections``
+    evenly spaced points of every column's bracket and the regula falsi point of logit(P)
+    (the midpoint where an end has P at 0 or 1 in floating point) and keeps the smallest
+    bracket: it shrinks at least 9-fold per round, so it also gets through the kink where
+    P reaches 1 (the two roots of the threshold law meet there, and 1 - P falls like a
+    square root), where a secant alone crawls. On 400 recorded MNIST and 164 Wine programs:
+    5.1 and 6.7 calls on average (at most 10), where a 24-step bisection took 24; an
+    earlier version (3 section rounds, then a straight line in logit) left 1 - P at up to
+    1.7e-3 for p_det at that kink."""
     count = np.bincount(cols_t, minlength=n_cols)
     target = np.clip(np.where(np.isnan(p_col), 0.0, p_col), 0.0, 1.0 - 1e-12)
     members = np.zeros((n_cols, len(cols_t)))
@@ -215,19 +220,27 @@ def _widths_for(law: PulseLaw, p_col, cols_t, settings: WriteSettings, n_cols: i
     fa, fb = logit_gap(np.stack([a, b]))
     at_min = ~(fa < 0)          # there already at w_min (also: no targets, p = 0)
     at_max = fb < 0             # not reached at w_max
+    x = np.where(at_min, a, b)
+    live = ~at_min & ~at_max & (fb > tol)
+    frac = np.arange(1, sections + 1)[:, None] / (sections + 1)
     cols = np.arange(n_cols)
-    for _ in range(rounds):
-        frac = np.arange(1, sections + 1)[:, None] / (sections + 1)
-        x = a + (b - a) * frac                      # (sections, cols)
-        fx = logit_gap(x)
+    for _ in range(max_rounds):
+        if not live.any():
+            break
+        finite = np.isfinite(fa) & np.isfinite(fb)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            guess = np.where(finite, a - fa * (b - a) / (fb - fa), 0.5 * (a + b))
+        pts = np.sort(np.vstack([a + (b - a) * frac, guess]), axis=0)
+        fx = logit_gap(pts)
         k = np.sum(fx < 0, axis=0)                  # points below: the crossing follows them
-        xs, fs = np.vstack([a, x, b]), np.vstack([fa, fx, fb])
-        a, fa, b, fb = xs[k, cols], fs[k, cols], xs[k + 1, cols], fs[k + 1, cols]
-    fa_c, fb_c = np.maximum(fa, -50.0), np.minimum(fb, 50.0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        t = np.clip(np.nan_to_num(-fa_c / (fb_c - fa_c), nan=1.0), 0.0, 1.0)
-    x = np.where(at_min, a, np.where(at_max, b, a + t * (b - a)))
-    return np.exp(x)
+        xs, fs = np.vstack([a, pts, b]), np.vstack([fa, fx, fb])
+        a, fa = np.where(live, xs[k, cols], a), np.where(live, fs[k, cols], fa)
+        b, fb = np.where(live, xs[k + 1, cols], b), np.where(live, fs[k + 1, cols], fb)
+        hit_b = live & (np.abs(fb) <= tol)
+        hit_a = live & ~hit_b & (np.abs(fa) <= tol)
+        x = np.where(hit_b, b, np.where(hit_a, a, x))
+        live &= ~hit_a & ~hit_b & (b - a > 1e-9)
+    return np.exp(np.where(live, b, x))     # unconverged: the end with P >= p_col
 
 
 def _switched_fraction(law: PulseLaw, width_s, n: int = 24):
