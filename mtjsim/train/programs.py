@@ -199,8 +199,8 @@ def _direction_params(xbar: Crossbar, direction: Direction):
 def _widths_for(law: PulseLaw, p_col, cols_t, settings: WriteSettings, n_cols: int,
                 sections: int = 8, tol: float = 1e-4, max_rounds: int = 12):
     """Per column: the width whose mean P_sw over the column's targets is p_col, to ``tol``
-    in logit(P) (P and 1 - P both within 0.01 % of themselves: a deterministic step at
-    p_det = 0.999 fails at 1e-3, not more). Unreachable -> w_max (or w_min for tiny p).
+    in logit(P): P and 1 - P both within 0.01 % of the law's (for p_det the engines need
+    more, ``WriteSettings.det_margin``). Unreachable -> w_max (or w_min for tiny p).
 
     All columns at once, on ln(width), in rounds of one call of ``p_switch_progress`` each
     (its cost is per call, not per point, at these sizes). A round evaluates ``sections``
@@ -209,9 +209,9 @@ def _widths_for(law: PulseLaw, p_col, cols_t, settings: WriteSettings, n_cols: i
     bracket: it shrinks at least 9-fold per round, so it also gets through the kink where
     P reaches 1 (the two roots of the threshold law meet there, and 1 - P falls like a
     square root), where a secant alone crawls. On 400 recorded MNIST and 164 Wine programs:
-    5.1 and 6.7 calls on average (at most 10), where a 24-step bisection took 24; an
-    earlier version (3 section rounds, then a straight line in logit) left 1 - P at up to
-    1.7e-3 for p_det at that kink."""
+    5.1 and 6.7 calls on average (at most 10), where a 24-step bisection took 24 (a
+    straight line in logit across the last section instead left 1 - P at up to 1.7e-3
+    for p_det = 0.999, at that kink)."""
     count = np.bincount(cols_t, minlength=n_cols)
     target = np.clip(np.where(np.isnan(p_col), 0.0, p_col), 0.0, 1.0 - 1e-12)
     members = np.zeros((n_cols, len(cols_t)))
