@@ -408,6 +408,47 @@ def test_fast_pulse_by_pulse_program_runs_as_one_batched_write():
     assert backends._merged_thresholds(passive, pprog, [0, 1]) is None
 
 
+def test_tiles_batched_into_one_engine_call_write_what_each_writes_alone():
+    # The fast engine writes the k-th program of many 1T1R tiles in one plan and one write
+    # (backends._run_tiles). Each tile must get what its own requests get one program at a
+    # time (backends._run_tile: build_program, then run_program, which the ngspice tests
+    # check): same states, same counters, energy to rounding. Tiles with device variation,
+    # SET and RESET requests, two probability levels, some deterministic steps.
+    import copy
+
+    from mtjsim.devices.variation import Variation
+    from mtjsim.train import backends
+    from mtjsim.train.network import Tile
+    spec = ArraySpec(kind=ArrayKind.ONE_T_ONE_R, rows=12, cols=10, r_wire_ohm=2.0)
+    rng = np.random.default_rng(7)
+    settings = WriteSettings(levels=2)
+    work = []
+    for t in range(7):
+        xb = Crossbar.random(spec, seed=t, variation=Variation(diameter_sigma_d2d=0.04),
+                             device_seed=100 + t)
+        requests = []
+        for direction in (Direction.SET, Direction.RESET):
+            targets = (rng.random(spec.shape) < 0.3) & (xb.states != direction.target_state)
+            p = np.where(rng.random(spec.shape) < 0.15, 1.0, rng.uniform(0.05, 0.9, spec.shape))
+            req = SwitchRequest(direction, targets, p)
+            plans = split_levels(req, settings.levels)
+            requests.append((req, plans, [int(s) for s in rng.integers(0, 2 ** 31, len(plans))]))
+        work.append((Tile(0, t, 0, 12, 0, 5, xb), requests))
+    alone = [backends._run_tile((copy.deepcopy(tile), reqs, settings, Engine.FAST, False, False))
+             for tile, reqs in work]
+    batched = backends._run_tiles((copy.deepcopy(work), settings, False))
+    switched = 0
+    for (tile, _), (res_a, states_a), (res_b, states_b) in zip(work, alone, batched):
+        np.testing.assert_array_equal(states_a, states_b)
+        switched += int((states_b != tile.xbar.states).sum())
+        for (ca, _, _), (cb, _, _) in zip(res_a, res_b):
+            a, b = ca.as_dict(), cb.as_dict()
+            assert b.pop("energy_j") == pytest.approx(a.pop("energy_j"), rel=1e-12)
+            a.pop("write_wall_s"), b.pop("write_wall_s")
+            assert a == b and a["programs"] > 0
+    assert switched > 20
+
+
 def test_tiles_in_parallel_give_the_same_run(monkeypatch):
     """Different tiles are read in ``workers`` threads and written in ``workers`` processes;
     the run (weights, counters) must be exactly the one-worker run: seeds are drawn before

@@ -50,17 +50,23 @@ JACOBI_MAX_ROUNDS = 60
 
 
 class HotColumnNetwork:
-    """Solves 1T1R column pulses of one Crossbar (states passed per call)."""
+    """Solves 1T1R column pulses of one Crossbar, or of several of the same spec (tiles:
+    independent circuits, an item's ``tile`` says whose); states are passed per call."""
 
-    def __init__(self, xbar):
-        spec = xbar.spec
+    def __init__(self, xbars):
+        xbars = list(xbars) if isinstance(xbars, (list, tuple)) else [xbars]
+        spec = xbars[0].spec
         if spec.kind is not ArrayKind.ONE_T_ONE_R:
             raise ValueError("HotColumnNetwork: the array must be 1T1R")
+        if any(x.spec != spec for x in xbars[1:]):
+            raise ValueError("HotColumnNetwork: the tiles must share one ArraySpec")
         self.spec = spec
         ones = np.ones(spec.shape)
-        self.rp = np.asarray(xbar.cells.r_p_ohm, float) * ones
-        self.tmr0 = np.asarray(xbar.cells.tmr0, float) * ones
-        self.vh = np.asarray(xbar.cells.v_h_v, float) * ones
+
+        def stacked(name):                                  # (tiles, rows, cols)
+            return np.stack([np.asarray(getattr(x.cells, name), float) * ones for x in xbars])
+
+        self.rp, self.tmr0, self.vh = (stacked(n) for n in ("r_p_ohm", "tmr0", "v_h_v"))
         # zero-bias MTJ conductances, P and AP (the idle cells')
         self.g0_p = mtj_conductance_s(0.0, 0.0, self.rp, self.tmr0, self.vh)
         self.g0_ap = mtj_conductance_s(0.0, 1.0, self.rp, self.tmr0, self.vh)
@@ -122,7 +128,8 @@ class HotColumnNetwork:
         vg = f * it.v_gate                                           # (B, k)
         on = vg - self.tr.vto_v > f * it.floor[:, None]              # rows in the network
         bi = np.arange(B)[:, None]
-        rp, tmr0, vh = (a[it.rows, it.j[:, None]] for a in (self.rp, self.tmr0, self.vh))
+        t = it.tiles()[:, None]
+        rp, tmr0, vh = (a[t, it.rows, it.j[:, None]] for a in (self.rp, self.tmr0, self.vh))
         cell_s = (it.hot if it.hot is not None
                   else it.states[bi, np.arange(k)[None, :], it.j[:, None]])   # (B, k)
         if idle is None:
@@ -227,7 +234,8 @@ class HotColumnNetwork:
         B, k = vg.shape
         bi, ki = np.arange(B)[:, None], np.arange(k)[None, :]
         # idle cell conductance: zero-bias MTJ in series with the channel at V_ds = 0
-        g_m = (1 - it.states) * self.g0_p[it.rows] + it.states * self.g0_ap[it.rows]
+        t = it.tiles()[:, None]
+        g_m = (1 - it.states) * self.g0_p[t, it.rows] + it.states * self.g0_ap[t, it.rows]
         g_ch = np.where(on, self.beta * np.maximum(vg - f * it.lv[:, None] - self.tr.vto_v,
                                                    0.0), 0.0)                       # (B, k)
         with np.errstate(divide="ignore"):
@@ -254,17 +262,26 @@ class HotColumnNetwork:
             R - np.maximum(it.rows[:, :, None], it.rows[:, None, :]))            # (B, k, k)
         w = np.zeros((B, k, C)) if w0 is None else w0.copy()   # bit-line voltage above L
         rhs = np.zeros((B, k, C + 1))
-        i_prev = None
+        u = i_sh = None
+        going = np.ones(B, bool)
         for _ in range(JACOBI_MAX_ROUNDS):
             np.multiply(g_cell, w, out=rhs[..., 1:])
             rhs[at_j] += 1.0
-            u = dpttrs(d_f, e_f, rhs.ravel())[0].reshape(B, k, C + 1)
-            i_sh = g_cell * (u[..., 1:] - w)                   # line -> idle bit line
-            w = zb @ i_sh
-            if i_prev is not None and np.abs(i_sh - i_prev).max(initial=0.0) <= (
-                    JACOBI_TOL * max(np.abs(i_sh).max(initial=0.0), 1e-300)):
+            u_new = dpttrs(d_f, e_f, rhs.ravel())[0].reshape(B, k, C + 1)
+            sh_new = g_cell * (u_new[..., 1:] - w)             # line -> idle bit line
+            if i_sh is None:
+                u, i_sh, stop = u_new, sh_new, ~going
+            else:
+                # each item stops on its own change, so what it gets does not depend on
+                # the other items of the batch (tiles batched differently agree exactly)
+                stop = going & (np.abs(sh_new - i_sh).max(axis=(1, 2), initial=0.0) <= (
+                    JACOBI_TOL * np.maximum(np.abs(sh_new).max(axis=(1, 2), initial=0.0),
+                                            1e-300)))
+                u[going], i_sh[going] = u_new[going], sh_new[going]
+            w = np.where(going[:, None, None], zb @ i_sh, w)
+            going &= ~stop
+            if not going.any():
                 break
-            i_prev = i_sh
         else:   # bit-line paths not small against the idle cells (very resistive wires)
             raise FastSolveError(f"fast write (hot cells): the idle lines did not converge "
                                  f"in {JACOBI_MAX_ROUNDS} rounds")
@@ -333,6 +350,10 @@ class Items:
     floor: np.ndarray      # (B,) min(0, lowest line level) at full level, V
     states: np.ndarray | None = None   # (B, k, C) states of the gated rows' cells (idle lines)
     hot: np.ndarray | None = None      # (B, k) states of the hot cells (else from states)
+    tile: np.ndarray | None = None     # (B,) which of the network's tiles (default: the first)
+
+    def tiles(self) -> np.ndarray:
+        return np.zeros(len(self.j), int) if self.tile is None else self.tile
 
 
 @dataclass

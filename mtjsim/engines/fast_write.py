@@ -302,7 +302,7 @@ def quasi_static_write(xbar, program, seed, *, update_states=False, threshold_sc
         hot = HotColumnNetwork(xbar)
         pulses = columns.plan(xbar, program, hot)
     if pulses is not None:
-        runner = columns.ColumnProgramWrite(xbar, pulses, cells, hot, ramp_grid)
+        runner = columns.ColumnProgramWrite(spec, pulses, cells, hot, ramp_grid)
         try:
             done = columns.assemble(pulses, runner.run(before, waveforms), before, shape,
                                     waveforms)

@@ -41,13 +41,14 @@ with the segment's mean rates).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import numpy as np
 
 from mtjsim.engines.fast_hot import HotColumnNetwork, Items
 from mtjsim.engines.fast_network import FastSolveError
-from mtjsim.engines.fast_write import (POWER_KEYS, RAMP_SOLVES, Assembled, _evolve,
-                                       _evolve_grid, _time_to_reach_one)
+from mtjsim.engines.fast_write import (POWER_KEYS, RAMP_GRID, RAMP_SOLVES, Assembled, _Cells,
+                                       _evolve, _evolve_grid, _time_to_reach_one)
 
 # Every pulse has the same knots (rise in RAMP_SOLVES steps, flat top, fall): the fraction
 # of the levels at each, the distinct fractions (the solves a pulse needs, "slots"), and
@@ -77,7 +78,8 @@ class _Pulse:
     v_gate: np.ndarray           # their gate levels
     floor: float
     knot_t: np.ndarray           # (NK,) s
-    cells: np.ndarray            # flat indices of the hot cells (rows, j)
+    cells: np.ndarray            # flat indices of the hot cells (tile, rows, j)
+    tile: int = 0                # whose program (several tiles' programs run as one batch)
 
 
 @dataclass
@@ -121,36 +123,42 @@ class _Result:
 
 
 class TargetCurrents:
-    """The training planner's estimate: the MTJ current (t -> b) of every target of a column
-    program at each standard ramp fraction ``FRACS`` of its pulse's levels (the last is the
-    full level), with the array's present states for everything else; the planner integrates
-    the edges from them as ``_integrate`` does. ``make`` returns None when the program is not
-    a column program (``plan``) or has no pulse; the methods return None when a solve fails
-    (the caller has its own estimate then). One pass of idle lines serves both methods."""
+    """The training planner's estimate: the MTJ current (t -> b) of every target of column
+    programs (one per tile, all in one direction) at each standard ramp fraction ``FRACS``
+    of its pulse's levels (the last is the full level), with the arrays' present states for
+    everything else; the planner integrates the edges from them as ``_integrate`` does.
+    ``make`` returns None when a program is not a column program (``plan``) or none has a
+    pulse; the methods return None when a solve fails (the caller has its own estimate
+    then). One pass of idle lines serves both methods."""
 
-    def __init__(self, xbar, program, pulses, hot):
-        self.spec, self.direction = xbar.spec, program.direction
+    def __init__(self, xbars, programs, pulses, hot):
+        self.spec, self.direction = xbars[0].spec, programs[0].direction
+        self.n_tiles = len(xbars)
         self.pulses = pulses
-        self.start = xbar.states.ravel()
-        self.runner = ColumnProgramWrite(xbar, pulses, None, hot, ramp_grid=2)
+        self.start = np.concatenate([x.states.ravel() for x in xbars])
+        self.runner = ColumnProgramWrite(self.spec, pulses, None, hot, ramp_grid=2)
         self.hot0 = np.where(self.runner._real, self.start[self.runner._cell], 0.0)  # (P, K)
         self._idle = False
 
     @classmethod
-    def make(cls, xbar, program) -> "TargetCurrents | None":
-        hot = HotColumnNetwork(xbar)
-        pulses = plan(xbar, program, hot)
-        return cls(xbar, program, pulses, hot) if pulses else None
+    def make(cls, xbars, programs) -> "TargetCurrents | None":
+        """For ``programs[t]`` on ``xbars[t]`` (a Crossbar and a program: one tile)."""
+        if not isinstance(xbars, (list, tuple)):
+            xbars, programs = [xbars], [programs]
+        hot = HotColumnNetwork(xbars)
+        pulses = plan_many(xbars[0].spec, programs, hot)
+        return cls(xbars, programs, pulses, hot) if pulses else None
 
     def at_knots(self) -> np.ndarray | None:
-        """(FRACS.size, rows, cols), NaN at the cells that are not targets."""
+        """(FRACS.size, tiles, rows, cols), NaN at the cells that are not targets."""
         P, F = len(self.pulses), FRACS.size
         slot = np.tile(np.arange(F), P)
         i_hot = self._solve(np.repeat(np.arange(P), F), slot, np.repeat(self.hot0, F, axis=0))
         return None if i_hot is None else self._scatter(i_hot.reshape(P, F, -1))
 
     def at_full(self, switched) -> np.ndarray | None:
-        """The mean-field estimate at the full level, (rows, cols): each target's current
+        """The mean-field estimate at the full level, (tiles, rows, cols), ``switched`` of
+        that shape: each target's current
         with its own start state but the other targets of its pulse (they share its bit
         line) at ``start + (target - start) * switched``, the fraction of the pulse they
         spend switched. One solve per (pulse, target)."""
@@ -172,28 +180,86 @@ class TargetCurrents:
         try:
             if not self._idle:
                 P = len(self.pulses)
-                self.runner._new_pass(np.arange(P), [self.start] * P)
+                self.runner._new_pass(np.arange(P), self.runner.row_states(self.start))
                 self._idle = True
             return self.runner._solve(pid, FRACS[slot], slot, hot_states)[0]
         except FastSolveError:
             return None
 
     def _scatter(self, i_hot):
-        """(P, n, K) hot-cell values -> (n, rows, cols), NaN off the targets."""
+        """(P, n, K) hot-cell values -> (n, tiles, rows, cols), NaN off the targets."""
         real, cell = self.runner._real, self.runner._cell
-        out = np.full((i_hot.shape[1],) + self.spec.shape, np.nan)
+        out = np.full((i_hot.shape[1], self.n_tiles) + self.spec.shape, np.nan)
         flat = out.reshape(i_hot.shape[1], -1)
         for f in range(i_hot.shape[1]):
             flat[f, cell[real]] = i_hot[:, f, :][real]
         return out
 
 
+@dataclass
+class TilesWritten:
+    """What ``write_tiles`` did to each tile."""
+
+    states: np.ndarray           # (tiles, rows, cols) int8, after the programs
+    energy_j: np.ndarray         # (tiles,) delivered by the drivers, J
+
+
+def write_tiles(xbars, programs, thresholds, ramp_grid: int = RAMP_GRID
+                ) -> TilesWritten | None:
+    """``programs[t]`` (1T1R column programs) written on ``xbars[t]`` (tiles of one spec:
+    independent circuits) as one batch, with ``thresholds[t]`` (``ops.write
+    .cell_thresholds``' dict) and the states the tiles hold: what ``quasi_static_write``
+    gives each program on its own, to the solver tolerance (the idle lines' iterations stop
+    on the batch's largest change), with the per-call cost paid once. None when a program is
+    not a column program or a solve fails: the caller writes them one by one then."""
+    spec = xbars[0].spec
+    T, (R, C) = len(xbars), spec.shape
+    hot = HotColumnNetwork(xbars)
+    pulses = plan_many(spec, programs, hot)
+    if pulses is None:
+        return None
+    start = np.concatenate([x.states.ravel() for x in xbars])
+    out = TilesWritten(start.reshape(T, R, C).copy(), np.zeros(T))
+    if not pulses:
+        return out
+    names = ("r_p_ohm", "tmr0", "v_h_v", "i_c0_p2ap_a", "i_c0_ap2p_a", "delta", "tau0_s",
+             "tau_d_s")
+    stacked = SimpleNamespace(**{n: np.stack([np.broadcast_to(getattr(x.cells, n), (R, C))
+                                              for x in xbars]) for n in names})
+    th = {k: np.stack([np.asarray(th[k]) for th in thresholds]) for k in thresholds[0]}
+    runner = ColumnProgramWrite(spec, pulses, _Cells(stacked, th, start), hot, ramp_grid)
+    try:
+        res = runner.run(start, waveforms=False)
+    except FastSolveError:
+        return None
+    states = start.copy()
+    _toggle(states, np.concatenate(res.flips))
+    out.states = states.reshape(T, R, C)
+    np.add.at(out.energy_j, runner._tile, res.energy[:, POWER_KEYS.index("delivered")])
+    return out
+
+
 def plan(xbar, program, hot: HotColumnNetwork) -> list[_Pulse] | None:
     """The program's pulses as column pulses, or None when it is not a column program of
     this kind (the caller then runs the sequential engine)."""
+    return plan_many(xbar.spec, [program], hot)
+
+
+def plan_many(spec, programs, hot: HotColumnNetwork) -> list[_Pulse] | None:
+    """``plan`` of ``programs[t]`` on tile t of ``hot``, the pulses of all in one list (in
+    program order), or None when any is not a column program."""
+    pulses = []
+    for t, program in enumerate(programs):
+        more = _plan_one(spec, program, hot, t)
+        if more is None:
+            return None
+        pulses += more
+    return pulses
+
+
+def _plan_one(spec, program, hot: HotColumnNetwork, tile: int) -> list[_Pulse] | None:
     from mtjsim.ops.write import line_levels
-    spec = xbar.spec
-    C = spec.cols
+    R, C = spec.shape
     n = RAMP_SOLVES
     sel = program.pulses()
     if not sel:
@@ -210,7 +276,7 @@ def plan(xbar, program, hot: HotColumnNetwork) -> list[_Pulse] | None:
                              w1[:, None] - program.fall_s
                              + program.fall_s * np.arange(n + 1) / n], axis=1)
     pulses = [_Pulse(j, lv, hv, rows, v_gate[p, rows], float(floor[p]), knot_t[p],
-                     rows * C + j) for p, (j, lv, hv, rows) in enumerate(cps)]
+                     tile * R * C + rows * C + j, tile) for p, (j, lv, hv, rows) in enumerate(cps)]
     cells = np.concatenate([q.cells for q in pulses])
     if np.unique(cells).size < cells.size:
         return None                        # a cell driven by two pulses: sequential engine
@@ -218,7 +284,10 @@ def plan(xbar, program, hot: HotColumnNetwork) -> list[_Pulse] | None:
 
 
 class ColumnProgramWrite:
-    """Runs a planned column program; ``cells`` is fast_write._Cells (thresholds, rates).
+    """Runs a planned column program, or several tiles' programs as one batch (their pulses
+    in one list, ``plan_many``; independent circuits, so a pulse only ever sees its own
+    tile's cells); ``cells`` is fast_write._Cells (thresholds, rates) of all the tiles'
+    cells, flat (tile, row, column), as are states and the pulses' cells.
 
     Pulses gate different numbers of rows: each is padded at the front to the largest count
     K with copies of its first gated row whose gates stay off (a zero-length bit line
@@ -226,10 +295,10 @@ class ColumnProgramWrite:
 
     predict = True        # first pass: contexts from the first round's crossings (_simulate)
 
-    def __init__(self, xbar, pulses: list[_Pulse], cells, hot: HotColumnNetwork,
+    def __init__(self, spec, pulses: list[_Pulse], cells, hot: HotColumnNetwork,
                  ramp_grid: int):
-        self.spec = xbar.spec
-        C = self.spec.cols
+        self.spec = spec
+        R, C = spec.shape
         self.pulses = pulses
         self.cells = cells
         self.hot = hot
@@ -244,9 +313,12 @@ class ColumnProgramWrite:
                                for n, q in zip(self._pad, pulses)])
         self._v_gate = np.stack([np.concatenate([np.zeros(n), q.v_gate])
                                  for n, q in zip(self._pad, pulses)])
-        self._j, self._lv, self._hv, self._floor = (
-            np.array([getattr(q, a) for q in pulses]) for a in ("j", "lv", "hv", "floor"))
-        self._cell = self._rows * C + self._j[:, None]                           # (P, K)
+        self._j, self._lv, self._hv, self._floor, self._tile = (
+            np.array([getattr(q, a) for q in pulses]) for a in ("j", "lv", "hv", "floor",
+                                                                 "tile"))
+        base = self._tile[:, None] * (R * C) + self._rows * C                    # (P, K)
+        self._cell = base + self._j[:, None]                                     # (P, K)
+        self._row_cells = base[:, :, None] + np.arange(C)                       # (P, K, C)
         self._knot_t = np.stack([q.knot_t for q in pulses])                      # (P, NK)
         self._on = self._gates_on(np.arange(P)[:, None], FRACS[None, :])        # (P, slots)
         self._w_std = np.zeros((P, FRACS.size, K, C))   # last pass's idle bit-line voltages
@@ -267,12 +339,10 @@ class ColumnProgramWrite:
         # levels (the overdrive is affine in the fraction: positive somewhere in [0, 1]
         # when it is at 0 or at 1)
         vto = self.hot.tr.vto_v
-        live = self._real & ((self._v_gate - self._lv[:, None] - vto > 0) | (-vto > 0))
-        self._live = [(self._rows[p][live[p]][:, None] * C + np.arange(C)).ravel()
-                      for p in range(P)]
+        self._live = self._real & ((self._v_gate - self._lv[:, None] - vto > 0) | (-vto > 0))
         res = _Result(np.zeros((P, K, C)), np.zeros((P, K, C)),
                       np.zeros((P, len(POWER_KEYS))), [np.empty(0, int)] * P, None)
-        ctx = [start] * P
+        ctx = self.row_states(start)
         todo = np.arange(P)
         while todo.size:
             self.passes += 1
@@ -283,16 +353,23 @@ class ColumnProgramWrite:
             todo = self._stale(start, res.flips, ctx)
         return res
 
+    def row_states(self, states) -> np.ndarray:
+        """(P, K, C): the states of each pulse's (padded) gated rows, from flat ``states``:
+        the context its idle lines are solved with."""
+        return states[self._row_cells]
+
     def _stale(self, start, flips, ctx) -> np.ndarray:
-        """The pulses whose live idle cells hold other states, after the flips (``flips``:
-        each pulse's flipped cells) of the pulses before them, than ``ctx`` gave them;
-        their ``ctx`` becomes those states."""
+        """The pulses whose live idle cells (``_live``: the gated rows whose channels can
+        conduct) hold other states, after the flips (``flips``: each pulse's flipped cells)
+        of the pulses before them, than ``ctx`` (``row_states``) gave them; their ``ctx``
+        becomes those states."""
         states = start.copy()
         stale = []
         for p, live in enumerate(self._live):
-            if not np.array_equal(states[live], ctx[p][live]):
+            now = states[self._row_cells[p]]
+            if not np.array_equal(now[live], ctx[p][live]):
                 stale.append(p)
-                ctx[p] = states.copy()
+                ctx[p] = now
             _toggle(states, flips[p])
         return np.array(stale, int)
 
@@ -448,8 +525,11 @@ class ColumnProgramWrite:
                     flip_pid[0], flip_cell[0] = flip_pid[0][keep], flip_cell[0][keep]
                     active = np.union1d(active, again)
         flip_pid, flip_cell = np.concatenate(flip_pid), np.concatenate(flip_cell)
-        for p in todo:
-            res.flips[p] = flip_cell[flip_pid == p]
+        order = np.argsort(flip_pid, kind="stable")          # each pulse's in time order
+        bounds = np.searchsorted(flip_pid[order], todo, side="left"), \
+            np.searchsorted(flip_pid[order], todo, side="right")
+        for p, lo, hi in zip(todo, *bounds):
+            res.flips[p] = flip_cell[order[lo:hi]]
         self._finish(todo, res)
         return None if log is None else log.trace()
 
@@ -553,22 +633,30 @@ class ColumnProgramWrite:
             if keys:
                 a[~std] = np.stack([self._idle_extra[key][name] for key in keys])
             idle[name] = a
-        items = Items(rows=self._rows[m], j=self._j[m], lv=self._lv[m], hv=self._hv[m],
-                      frac=f, v_gate=self._v_gate[m], floor=self._floor[m], states=None,
-                      hot=hot[mem])
-        solved = self.hot.solve_items(items, idle)
+        # unpadded, grouped by gated-row count: a pulse's solve then does not depend on
+        # the others in the batch (padding rows change its Newton steps by ~1e-9)
+        ks = K - self._pad[m]
+        for k in np.unique(ks):
+            g = np.flatnonzero(ks == k)
+            at_g, mg, real = mem[g], m[g], slice(K - k, None)
+            items = Items(rows=self._rows[mg, real], j=self._j[mg], lv=self._lv[mg],
+                          hv=self._hv[mg], frac=f[g], v_gate=self._v_gate[mg, real],
+                          floor=self._floor[mg], states=None, hot=hot[at_g, real],
+                          tile=self._tile[mg])
+            solved = self.hot.solve_items(items, {
+                name: a[(g,) + (real,) * IDLE_PAD[name][1]] for name, a in idle.items()})
+            i_hot[at_g, real], inj[at_g, real] = solved.i_hot, solved.inj
+            power[at_g] = np.stack([solved.power[key] for key in POWER_KEYS], axis=1)
+            if rows:
+                i_rows[at_g, real] = solved.i_rows
         self.n_items += mem.size
-        i_hot[mem], inj[mem] = solved.i_hot, solved.inj
-        power[mem] = np.stack([solved.power[key] for key in POWER_KEYS], axis=1)
-        if rows:
-            i_rows[mem] = solved.i_rows
         return i_hot, inj, power, i_rows
 
     def _idle_lines(self, pid, frac, w0):
         """Idle lines of the (pulse, fraction) pairs with this pass's idle-cell states,
         unpadded (grouped by gated-row count), returned padded, with the bit-line voltages
         (padded) that warm-start the next pass."""
-        R, C = self.spec.shape
+        C = self.spec.cols
         K = self.K
         n = pid.size
         out, w = {}, np.zeros((n, K, C))
@@ -579,8 +667,7 @@ class ColumnProgramWrite:
             rows = self._rows[p, K - k:]
             sub = Items(rows=rows, j=self._j[p], lv=self._lv[p], hv=self._hv[p],
                         frac=frac[g], v_gate=self._v_gate[p, K - k:], floor=self._floor[p],
-                        states=np.stack([self._ctx[q].reshape(R, C)[r]
-                                         for q, r in zip(p, rows)]).astype(float))
+                        states=self._ctx[p, K - k:].astype(float), tile=self._tile[p])
             new = self.hot.idle_lines(sub, w0[g, K - k:])
             w[g, K - k:] = new["w"]
             for name, (fill, axes) in IDLE_PAD.items():

@@ -212,15 +212,16 @@ def _widths_for(law: PulseLaw, p_col, cols_t, settings: WriteSettings, n_cols: i
     5.1 and 6.7 calls on average (at most 10), where a 24-step bisection took 24 (a
     straight line in logit across the last section instead left 1 - P at up to 1.7e-3
     for p_det = 0.999, at that kink)."""
-    count = np.bincount(cols_t, minlength=n_cols)
+    count = np.maximum(np.bincount(cols_t, minlength=n_cols), 1)
     target = np.clip(np.where(np.isnan(p_col), 0.0, p_col), 0.0, 1.0 - 1e-12)
-    members = np.zeros((n_cols, len(cols_t)))
-    members[cols_t, np.arange(len(cols_t))] = 1.0 / np.maximum(count[cols_t], 1)
 
     def logit_gap(logw):
         """logit(mean P) - logit(target), (points, cols) for ln widths (points, cols):
         +-inf where P is 0 or 1, NaN where both P and the target are 0."""
-        m = np.clip(law.p(np.exp(logw[:, cols_t])) @ members.T, 0.0, 1.0)
+        p = law.p(np.exp(logw[:, cols_t]))                        # (points, targets)
+        at = cols_t + n_cols * np.arange(len(logw))[:, None]      # the column's mean
+        m = np.bincount(at.ravel(), weights=p.ravel(), minlength=p.shape[0] * n_cols)
+        m = np.clip(m.reshape(-1, n_cols) / count, 0.0, 1.0)
         with np.errstate(divide="ignore", invalid="ignore"):
             return (np.log(m) - np.log1p(-m)) - (np.log(target) - np.log1p(-target))
 
@@ -304,43 +305,67 @@ class PlannedProgram:
 def build_program(xbar: Crossbar, direction: Direction, targets: np.ndarray, p_col: np.ndarray,
                   settings: WriteSettings) -> PlannedProgram:
     """One column-parallel program whose column widths realize ``p_col`` on ``targets``."""
-    spec = xbar.spec
+    return build_programs([xbar], direction, [targets], [p_col], settings)[0]
+
+
+def build_programs(xbars: list[Crossbar], direction: Direction, targets: list[np.ndarray],
+                   p_cols: list[np.ndarray], settings: WriteSettings) -> list[PlannedProgram]:
+    """``build_program`` for several tiles of one ArraySpec at once (independent circuits:
+    ``targets[t]`` and ``p_cols[t]`` on ``xbars[t]``), with one estimate of the targets'
+    currents and one width search for all: a 32x32 program costs ~16 ms of planning on
+    its own, nearly all of it per call, not per target."""
+    spec = xbars[0].spec
+    T, (R, C) = len(xbars), spec.shape
     scheme = settings.scheme_for(spec.kind)
-    v = voltage_for(xbar, direction, settings)
-    deterministic = p_col >= 1.0
-    p_col = np.where(deterministic, settings.p_det, p_col)
+    v = voltage_for(xbars[0], direction, settings)
+    p_req = np.concatenate([np.asarray(p, float) for p in p_cols])          # (T * C,)
+    deterministic = p_req >= 1.0
+    p_goal = np.where(deterministic, settings.p_det, p_req)
     common = dict(v_write_v=v, pulse_width_s=settings.w_min_s, rise_s=settings.rise_s,
                   fall_s=settings.rise_s, parallel=Parallelism.COLUMN, gap_s=settings.gap_s,
                   v_gate_write_v=settings.v_gate_write_v)
-    probe = PulseProgram(scheme, direction, targets, **common)
-    pulses = probe.pulses()
-    order = [int(np.flatnonzero(c)[0]) for _, c in pulses]   # column of each pulse
+    probes = [PulseProgram(scheme, direction, tg, **common) for tg in targets]
+    # each column's pulse (pulses in column order: one per column with targets)
+    orders = [[int(np.flatnonzero(c)[0]) for _, c in probe.pulses()] for probe in probes]
+    pulse_of = np.full((T, C), -1)
+    for t, order in enumerate(orders):
+        pulse_of[t, order] = np.arange(len(order))
+    # the targets of all tiles, flat: tile, row, column; gc: the column among all tiles'
+    tt, ti, tj = np.nonzero(np.stack([np.asarray(tg, bool) for tg in targets]))
+    gc = tt * C + tj
+    k_t = pulse_of[tt, tj]
     sign = 1.0 if direction is Direction.SET else -1.0
-    i_c0, delta, tau0, tau_d = _direction_params(xbar, direction)
-    ti, tj = np.nonzero(targets)
-    params_t = (delta[ti, tj], tau0[ti, tj], tau_d[ti, tj])
-    pulse_of_col = {j: k for k, j in enumerate(order)}
-    k_t = np.array([pulse_of_col[j] for j in tj], dtype=int)
-    s0 = xbar.states.astype(float)
+
+    def per_target(arrays):
+        return np.stack([np.broadcast_to(a, spec.shape) for a in arrays])[tt, ti, tj]
+
+    params = [_direction_params(x, direction) for x in xbars]
+    i_c0, delta, tau0, tau_d = (per_target([p[n] for p in params]) for n in range(4))
     one_t = spec.kind is ArrayKind.ONE_T_ONE_R
-    edges = (settings.rise_s, settings.rise_s)
+    tgt = direction.target_state
+    has_pulses = tt.size > 0
 
     def law_of(i_knots):
-        return PulseLaw.from_knots(sign * i_knots / i_c0[ti, tj][:, None], *params_t, *edges)
+        return PulseLaw.from_knots(sign * i_knots / i_c0[:, None], delta, tau0, tau_d,
+                                   settings.rise_s, settings.rise_s)
 
     # each target's current at the ramp knots of its pulse: 1T1R from the hot-cell networks
     # (the gate ramps with the lines, so the current is far from linear in the level),
     # passive linear in the level from the full-level solve
-    currents = fast_write_columns.TargetCurrents.make(xbar, probe) if one_t else None
+    currents = (fast_write_columns.TargetCurrents.make(xbars, probes)
+                if one_t and has_pulses else None)
     i_knots = None if currents is None else currents.at_knots()
     if i_knots is not None:
-        i_knots = i_knots[:, ti, tj].T
+        i_knots = i_knots[:, tt, ti, tj].T
     else:
-        i_knots = pulse_currents(xbar, probe)[k_t, ti, tj][:, None] * FRACS
+        i_full = np.zeros(tt.size)
+        for t in np.unique(tt):
+            m = tt == t
+            i_full[m] = pulse_currents(xbars[t], probes[t])[k_t[m], ti[m], tj[m]]
+        i_knots = i_full[:, None] * FRACS
     law = law_of(i_knots)
-    widths = _widths_for(law, p_col, tj, settings, spec.cols)
-    tgt = direction.target_state
-    if settings.mean_field and len(pulses) > 0 and one_t and currents is not None:
+    widths = _widths_for(law, p_goal, gc, settings, T * C)
+    if settings.mean_field and has_pulses and one_t and currents is not None:
         # The targets of a column share its bit line and driver: a SET target that switches
         # draws less current, so the others see a smaller drop and more current for the rest
         # of the pulse (RESET: the other way round). Each target's currents re-solved with
@@ -348,44 +373,60 @@ def build_program(xbar: Crossbar, direction: Direction, targets: np.ndarray, p_c
         # own state sets its MTJ voltage through the series transistor). At the full level
         # only, the edges scaled with it (the shift is ~1 %; 5x fewer solves). Measured on
         # 32x32, every cell a SET target, p = 0.3: 0.314 realized without, 0.300 with.
-        switched = np.zeros(spec.shape)
-        switched[ti, tj] = _switched_fraction(law, widths[tj])
+        switched = np.zeros((T, R, C))
+        switched[tt, ti, tj] = _switched_fraction(law, widths[gc])
         i_mf = currents.at_full(switched)
         if i_mf is not None:
             with np.errstate(divide="ignore", invalid="ignore"):
-                scale = np.nan_to_num(i_mf[ti, tj] / i_knots[:, -1], nan=1.0)
+                scale = np.nan_to_num(i_mf[tt, ti, tj] / i_knots[:, -1], nan=1.0)
             i_knots = i_knots * scale[:, None]
             law = law_of(i_knots)
-            widths = _widths_for(law, p_col, tj, settings, spec.cols)
-    elif settings.mean_field and len(pulses) > 0 and not one_t:
+            widths = _widths_for(law, p_goal, gc, settings, T * C)
+    elif settings.mean_field and has_pulses and not one_t:
         # Passive: expected states during each pulse: earlier columns' targets switched with
         # their P_sw, and the pulse's own targets for the part of the pulse after their
         # switch (their shared line drops).
-        w_t = widths[tj]
+        w_t = widths[gc]
         p_end = law.p(w_t)
         frac = _switched_fraction(law, w_t)
-        states = np.broadcast_to(s0, (len(pulses),) + s0.shape).copy()
-        for k in range(len(pulses)):
-            earlier = k_t < k
-            states[k, ti[earlier], tj[earlier]] += (tgt - s0[ti[earlier], tj[earlier]]) * \
-                p_end[earlier]
-            own = k_t == k
-            states[k, ti[own], tj[own]] += (tgt - s0[ti[own], tj[own]]) * frac[own]
-        _, v_all = pulse_currents(xbar, probe, states, return_voltage=True)
-        v_t = v_all[k_t, ti, tj]
-        c = xbar.cells
-        i_pre, _ = mtj_current(v_t, s0[ti, tj], c.r_p_ohm[ti, tj], c.tmr0[ti, tj],
-                               c.v_h_v[ti, tj], derivative=False)
+        i_pre = np.zeros(tt.size)
+        for t in np.unique(tt):
+            m = tt == t
+            i_pre[m] = _passive_mean_field(xbars[t], probes[t], len(orders[t]), ti[m], tj[m],
+                                           k_t[m], p_end[m], frac[m], tgt)
         i_knots = i_pre[:, None] * FRACS
         law = law_of(i_knots)
-        widths = _widths_for(law, p_col, tj, settings, spec.cols)
+        widths = _widths_for(law, p_goal, gc, settings, T * C)
     # past the kink where P reaches 1 (see WriteSettings.det_margin)
     widths = np.where(deterministic, np.minimum(widths * (1 + settings.det_margin),
                                                 settings.w_max_s), widths)
-    widths_s = tuple(float(widths[j]) for j in order)
-    program = PulseProgram(scheme, direction, targets, widths_s=widths_s, **common)
-    p_pred = np.full(spec.shape, np.nan)
-    p_pred[ti, tj] = law.p(widths[tj])
-    i_est = np.full(spec.shape, np.nan)
-    i_est[ti, tj] = sign * i_knots[:, -1]
-    return PlannedProgram(program, p_col, p_pred, i_est)
+    p_pred = np.full((T, R, C), np.nan)
+    p_pred[tt, ti, tj] = law.p(widths[gc])
+    i_est = np.full((T, R, C), np.nan)
+    i_est[tt, ti, tj] = sign * i_knots[:, -1]
+    out = []
+    for t, order in enumerate(orders):
+        w = widths[t * C:(t + 1) * C]
+        program = PulseProgram(scheme, direction, targets[t],
+                               widths_s=tuple(float(w[j]) for j in order), **common)
+        out.append(PlannedProgram(program, p_goal[t * C:(t + 1) * C], p_pred[t], i_est[t]))
+    return out
+
+
+def _passive_mean_field(xbar, probe, n_pulses, ti, tj, k_t, p_end, frac, tgt):
+    """Pre-switch currents of a passive tile's targets with the expected states during
+    each pulse (``build_programs``)."""
+    s0 = xbar.states.astype(float)
+    states = np.broadcast_to(s0, (n_pulses,) + s0.shape).copy()
+    for k in range(n_pulses):
+        earlier = k_t < k
+        states[k, ti[earlier], tj[earlier]] += (tgt - s0[ti[earlier], tj[earlier]]) * \
+            p_end[earlier]
+        own = k_t == k
+        states[k, ti[own], tj[own]] += (tgt - s0[ti[own], tj[own]]) * frac[own]
+    _, v_all = pulse_currents(xbar, probe, states, return_voltage=True)
+    v_t = v_all[k_t, ti, tj]
+    c = xbar.cells
+    i_pre, _ = mtj_current(v_t, s0[ti, tj], c.r_p_ohm[ti, tj], c.tmr0[ti, tj],
+                           c.v_h_v[ti, tj], derivative=False)
+    return i_pre
