@@ -122,8 +122,13 @@ def draw_thresholds(rng: np.random.Generator, delta: float, shape=()):
     if not isinstance(rng, np.random.Generator):
         raise ValueError(f"rng={rng!r}: must be a numpy.random.Generator "
                          "(numpy.random.default_rng(seed))")
+    return thresholds_of(rng.exponential(1.0, shape), delta)
+
+
+def thresholds_of(e, delta):
+    """``draw_thresholds`` from given Exp(1) draws ``e``."""
     delta = _check("delta", delta, lo=0, lo_open=True, hi=1000, typical="40 to 80")
-    e = np.maximum(rng.exponential(1.0, shape), E_MIN)
+    e = np.maximum(e, E_MIN)
     lnth = np.maximum(math.log(math.pi / 2) - 0.5 * np.log(e / delta), LNTH_MIN)
     return e, lnth
 

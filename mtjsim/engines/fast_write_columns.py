@@ -316,6 +316,10 @@ class ColumnProgramWrite:
         self._j, self._lv, self._hv, self._floor, self._tile = (
             np.array([getattr(q, a) for q in pulses]) for a in ("j", "lv", "hv", "floor",
                                                                  "tile"))
+        # pulses of different tiles share no cell: the k-th pulses of all tiles' programs
+        # (which plan_many lists tile after tile) are one step of the program order
+        rank = np.arange(P) - np.searchsorted(self._tile, self._tile)
+        self._by_rank = [np.flatnonzero(rank == k) for k in range(rank.max(initial=-1) + 1)]
         base = self._tile[:, None] * (R * C) + self._rows * C                    # (P, K)
         self._cell = base + self._j[:, None]                                     # (P, K)
         self._row_cells = base[:, :, None] + np.arange(C)                       # (P, K, C)
@@ -364,14 +368,14 @@ class ColumnProgramWrite:
         of the pulses before them, than ``ctx`` (``row_states``) gave them; their ``ctx``
         becomes those states."""
         states = start.copy()
-        stale = []
-        for p, live in enumerate(self._live):
-            now = states[self._row_cells[p]]
-            if not np.array_equal(now[live], ctx[p][live]):
-                stale.append(p)
-                ctx[p] = now
-            _toggle(states, flips[p])
-        return np.array(stale, int)
+        stale = [np.empty(0, int)]
+        for ps in self._by_rank:
+            now = states[self._row_cells[ps]]                                  # (n, K, C)
+            differs = ((now != ctx[ps]) & self._live[ps][:, :, None]).any(axis=(1, 2))
+            ctx[ps[differs]] = now[differs]
+            stale.append(ps[differs])
+            _toggle(states, np.concatenate([flips[p] for p in ps]))
+        return np.sort(np.concatenate(stale))
 
     # --- one pass over the pulses in ``todo`` ---------------------------------------------
     def _new_pass(self, todo, ctx, slots=None) -> None:

@@ -35,7 +35,7 @@ import numpy as np
 from mtjsim.circuit.crossbar import ArrayKind, Crossbar, Nodes, build_write_circuit, mtj_static
 from mtjsim.circuit.elements import SubcktInstance, TranAnalysis
 from mtjsim.devices.mtj import mtj_conductance_s
-from mtjsim.devices.switching import draw_thresholds
+from mtjsim.devices.switching import thresholds_of
 from mtjsim.energy.accounting import element_energies
 from mtjsim.energy.report import update_report
 from mtjsim.engines import Engine
@@ -225,29 +225,39 @@ def dynamic_cells(xbar: Crossbar, program: PulseProgram) -> np.ndarray:
     """Cells that see a non-zero ideal bias in some pulse: they get the switching model; the
     others (0 V, or a gate that stays off) cannot switch and stay plain MTJs, which keeps
     big arrays affordable (PHYSICS.md: ~30 us per behavioural device per Newton iteration)."""
-    dyn = np.zeros(xbar.spec.shape, dtype=bool)
-    for on in pulse_dynamic_cells(xbar, program):
-        dyn |= on
-    return dyn
+    return pulse_dynamic_cells(xbar, program).any(axis=0)
 
 
-def pulse_dynamic_cells(xbar: Crossbar, program: PulseProgram) -> list[np.ndarray]:
-    """Per pulse, the cells it biases (``dynamic_cells`` of that pulse alone)."""
-    out = []
-    for sel_rows, sel_cols in program.pulses():
-        row_v, col_v, gate_v = line_levels(program, xbar.spec.kind, sel_rows, sel_cols)
-        on = np.abs(row_v[:, None] - col_v[None, :]) > 0
-        if gate_v is not None:
-            on &= (gate_v > 0)[:, None]
-        out.append(on)
-    return out
+def pulse_dynamic_cells(xbar: Crossbar, program: PulseProgram) -> np.ndarray:
+    """(pulses, rows, cols): the cells each pulse biases (``dynamic_cells`` of that pulse
+    alone)."""
+    sel = program.pulses()
+    if not sel:
+        return np.zeros((0,) + xbar.spec.shape, bool)
+    # line_levels works elementwise on the masks: all pulses at once
+    row_v, col_v, gate_v = line_levels(program, xbar.spec.kind, np.stack([r for r, _ in sel]),
+                                       np.stack([c for _, c in sel]))
+    on = np.abs(row_v[:, :, None] - col_v[:, None, :]) > 0
+    if gate_v is not None:
+        on &= (gate_v > 0)[:, :, None]
+    return on
 
 
 def cell_thresholds(xbar: Crossbar, seed: int) -> dict:
     """Per-cell thresholds of one write, from ``seed``: both engines use exactly these."""
-    rng = np.random.default_rng(seed)
-    ethp, lnthp = draw_thresholds(rng, xbar.cells.delta, xbar.spec.shape)
-    ethap, lnthap = draw_thresholds(rng, xbar.cells.delta, xbar.spec.shape)
+    return cell_thresholds_of_pulses(xbar, [seed], np.zeros(xbar.spec.shape, int))
+
+
+def cell_thresholds_of_pulses(xbar: Crossbar, seeds, owner) -> dict:
+    """``cell_thresholds`` with each cell's from ``seeds[owner[cell]]`` (e.g. the seed of
+    the one pulse of a program that biases it). A seed's draws: Exp(1) for every cell,
+    row-major, for P -> AP, then for AP -> P (``draw_thresholds`` twice)."""
+    shape = xbar.spec.shape
+    draws = np.stack([np.random.default_rng(s).exponential(1.0, (2,) + shape)
+                      for s in seeds])                                   # (seeds, 2, R, C)
+    e = np.take_along_axis(draws, np.asarray(owner)[None, None], axis=0)[0]
+    ethp, lnthp = thresholds_of(e[0], xbar.cells.delta)
+    ethap, lnthap = thresholds_of(e[1], xbar.cells.delta)
     return {"ethp": ethp, "ethap": ethap, "lnthp": lnthp, "lnthap": lnthap}
 
 

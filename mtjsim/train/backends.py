@@ -31,8 +31,8 @@ from mtjsim.engines.fast import FastReadEngine, one_blas_thread
 from mtjsim.engines.fast_write import quasi_static_write
 from mtjsim.ops.fast_ops import engine_options, fast_read
 from mtjsim.ops.read import ReadSettings, read
-from mtjsim.ops.write import (Direction, PulseProgram, cell_thresholds, pulse_dynamic_cells,
-                              write)
+from mtjsim.ops.write import (Direction, PulseProgram, cell_thresholds,
+                              cell_thresholds_of_pulses, pulse_dynamic_cells, write)
 from mtjsim.train.network import ArrayLayer, Tile, delta_g_s
 from mtjsim.train.programs import (SwitchRequest, WriteSettings, build_program, build_programs,
                                    split_levels)
@@ -528,14 +528,10 @@ def _merged_thresholds(xbar, program, seeds) -> dict | None:
     fast engine's 1T1R column programs then run in one batched write with the outcome of
     the pulse-by-pulse sequence (tests/test_train.py checks it)."""
     masks = pulse_dynamic_cells(xbar, program)
-    if np.sum(masks, axis=0).max(initial=0) > 1:
+    if masks.sum(axis=0).max(initial=0) > 1:
         return None
-    merged = cell_thresholds(xbar, seeds[0])
-    for mask, s in zip(masks[1:], seeds[1:]):
-        th = cell_thresholds(xbar, s)
-        for key in merged:
-            merged[key][mask] = th[key][mask]
-    return merged
+    # the pulse that biases each cell (none: the first, as cell_thresholds(xbar, seeds[0]))
+    return cell_thresholds_of_pulses(xbar, seeds, np.argmax(masks, axis=0))
 
 
 def _count(c: WriteCounters, targets, p, before, after, tgt, disturbed, energy_j, duration_s):
