@@ -33,9 +33,10 @@ point is the sequential answer: one pass for the 64x64 update steps measured, wh
 start states alone took two.
 
 Differences from ``fast_write`` below its solver tolerance: progress of cells away from
-their pulse (microamps: thermal rates ~1e-10/s) is not integrated, and every hot cell
-runs on the fine grid (``fast_write`` advances cells whose progress cannot change by 1e-9
-with the segment's mean rates).
+their pulse (microamps: thermal rates ~1e-10/s) is not integrated, and a stretch of an edge
+in which no hot cell's progress can change by 1e-9 is one step at its midpoint's rates
+(``fast_write`` advances such cells with the stretch's mean rates), every other stretch of
+an edge runs on the fine grid for every hot cell.
 """
 
 from __future__ import annotations
@@ -47,8 +48,9 @@ import numpy as np
 
 from mtjsim.engines.fast_hot import HotColumnNetwork, Items
 from mtjsim.engines.fast_network import FastSolveError
-from mtjsim.engines.fast_write import (POWER_KEYS, RAMP_GRID, RAMP_SOLVES, Assembled, _Cells,
-                                       _evolve, _evolve_grid, _time_to_reach_one)
+from mtjsim.engines.fast_write import (DRAIN, NEGLIGIBLE_PROGRESS, POWER_KEYS, RAMP_GRID,
+                                       RAMP_SOLVES, Assembled, _Cells, _evolve, _evolve_grid,
+                                       _time_to_reach_one)
 
 # Every pulse has the same knots (rise in RAMP_SOLVES steps, flat top, fall): the fraction
 # of the levels at each, the distinct fractions (the solves a pulse needs, "slots"), and
@@ -122,16 +124,20 @@ class _Result:
     trace: _Trace | None         # its points, when waveforms are asked
 
 
-class TargetCurrents:
-    """The training planner's estimate: the MTJ current (t -> b) of every target of column
-    programs (one per tile, all in one direction) at each standard ramp fraction ``FRACS``
-    of its pulse's levels (the last is the full level), with the arrays' present states for
-    everything else; the planner integrates the edges from them as ``_integrate`` does.
-    ``make`` returns None when a program is not a column program (``plan``) or none has a
-    pulse; the methods return None when a solve fails (the caller has its own estimate
-    then). One pass of idle lines serves both methods."""
+class ColumnBatch:
+    """1T1R column programs of several tiles of one spec (one program per tile, one
+    direction; independent circuits) as one batch. For the training planner, the MTJ
+    current (t -> b) of every target at each standard ramp fraction ``FRACS`` of its
+    pulse's levels (the last is the full level), with the arrays' present states for
+    everything else (``at_knots``, ``at_full``; the planner integrates the edges from them
+    as ``_integrate`` does); then the write itself (``write``), once the planner has set the
+    widths: the same pulses on the same states, so it starts from the idle lines the
+    estimate solved. ``make`` returns None when a program is not a column program
+    (``plan``) or none has a pulse; the estimates return None when a solve fails (the
+    caller has its own estimate then)."""
 
     def __init__(self, xbars, programs, pulses, hot):
+        self.xbars = xbars
         self.spec, self.direction = xbars[0].spec, programs[0].direction
         self.n_tiles = len(xbars)
         self.pulses = pulses
@@ -141,8 +147,8 @@ class TargetCurrents:
         self._idle = False
 
     @classmethod
-    def make(cls, xbars, programs) -> "TargetCurrents | None":
-        """For ``programs[t]`` on ``xbars[t]`` (a Crossbar and a program: one tile)."""
+    def make(cls, xbars, programs) -> "ColumnBatch | None":
+        """For ``programs[t]`` on ``xbars[t]`` (or a Crossbar and a program: one tile)."""
         if not isinstance(xbars, (list, tuple)):
             xbars, programs = [xbars], [programs]
         hot = HotColumnNetwork(xbars)
@@ -158,10 +164,9 @@ class TargetCurrents:
 
     def at_full(self, switched) -> np.ndarray | None:
         """The mean-field estimate at the full level, (tiles, rows, cols), ``switched`` of
-        that shape: each target's current
-        with its own start state but the other targets of its pulse (they share its bit
-        line) at ``start + (target - start) * switched``, the fraction of the pulse they
-        spend switched. One solve per (pulse, target)."""
+        that shape: each target's current with its own start state but the other targets
+        of its pulse (they share its bit line) at ``start + (target - start) * switched``,
+        the fraction of the pulse they spend switched. One solve per (pulse, target)."""
         runner, hot0 = self.runner, self.hot0
         P, K = hot0.shape
         tgt = float(self.direction.target_state)
@@ -175,6 +180,36 @@ class TargetCurrents:
         if i_hot is None:
             return None
         return self._scatter(i_hot.reshape(P, K, K)[:, own, own][:, None, :])[0]
+
+    def write(self, programs, thresholds, ramp_grid: int = RAMP_GRID) -> "TilesWritten | None":
+        """Write ``programs`` (the batch's, with their final widths: the same targets) with
+        ``thresholds[t]`` (``ops.write.cell_thresholds``' dict) for tile t: what
+        ``quasi_static_write`` gives each program on its own (the solves of a pulse do not
+        depend on the others in the batch), with the per-call cost paid once. None when a
+        solve fails: the caller writes them one by one then. Once per batch."""
+        T, (R, C) = self.n_tiles, self.spec.shape
+        runner = self.runner
+        knot_t = [_knot_times(p) for p in programs if p.pulses()]
+        if sum(len(k) for k in knot_t) != len(self.pulses):
+            raise ValueError("programs: must be the batch's (the same targets)")
+        runner._knot_t = np.concatenate(knot_t)
+        names = ("r_p_ohm", "tmr0", "v_h_v", "i_c0_p2ap_a", "i_c0_ap2p_a", "delta",
+                 "tau0_s", "tau_d_s")
+        stacked = SimpleNamespace(**{n: np.stack([np.broadcast_to(getattr(x.cells, n), (R, C))
+                                                  for x in self.xbars]) for n in names})
+        th = {k: np.stack([np.asarray(th[k]) for th in thresholds]) for k in thresholds[0]}
+        runner.cells = _Cells(stacked, th, self.start)
+        runner.grid = ramp_grid - 1
+        runner.idle_solved = self._idle          # the estimate's: the first pass's contexts
+        try:
+            res = runner.run(self.start, waveforms=False)
+        except FastSolveError:
+            return None
+        states = self.start.copy()
+        _toggle(states, np.concatenate(res.flips))
+        energy_j = np.zeros(T)
+        np.add.at(energy_j, runner._tile, res.energy[:, POWER_KEYS.index("delivered")])
+        return TilesWritten(states.reshape(T, R, C), energy_j)
 
     def _solve(self, pid, slot, hot_states):
         try:
@@ -198,7 +233,7 @@ class TargetCurrents:
 
 @dataclass
 class TilesWritten:
-    """What ``write_tiles`` did to each tile."""
+    """What a ``ColumnBatch`` write did to each tile."""
 
     states: np.ndarray           # (tiles, rows, cols) int8, after the programs
     energy_j: np.ndarray         # (tiles,) delivered by the drivers, J
@@ -206,37 +241,24 @@ class TilesWritten:
 
 def write_tiles(xbars, programs, thresholds, ramp_grid: int = RAMP_GRID
                 ) -> TilesWritten | None:
-    """``programs[t]`` (1T1R column programs) written on ``xbars[t]`` (tiles of one spec:
-    independent circuits) as one batch, with ``thresholds[t]`` (``ops.write
-    .cell_thresholds``' dict) and the states the tiles hold: what ``quasi_static_write``
-    gives each program on its own, to the solver tolerance (the idle lines' iterations stop
-    on the batch's largest change), with the per-call cost paid once. None when a program is
-    not a column program or a solve fails: the caller writes them one by one then."""
-    spec = xbars[0].spec
-    T, (R, C) = len(xbars), spec.shape
-    hot = HotColumnNetwork(xbars)
-    pulses = plan_many(spec, programs, hot)
-    if pulses is None:
-        return None
-    start = np.concatenate([x.states.ravel() for x in xbars])
-    out = TilesWritten(start.reshape(T, R, C).copy(), np.zeros(T))
-    if not pulses:
-        return out
-    names = ("r_p_ohm", "tmr0", "v_h_v", "i_c0_p2ap_a", "i_c0_ap2p_a", "delta", "tau0_s",
-             "tau_d_s")
-    stacked = SimpleNamespace(**{n: np.stack([np.broadcast_to(getattr(x.cells, n), (R, C))
-                                              for x in xbars]) for n in names})
-    th = {k: np.stack([np.asarray(th[k]) for th in thresholds]) for k in thresholds[0]}
-    runner = ColumnProgramWrite(spec, pulses, _Cells(stacked, th, start), hot, ramp_grid)
-    try:
-        res = runner.run(start, waveforms=False)
-    except FastSolveError:
-        return None
-    states = start.copy()
-    _toggle(states, np.concatenate(res.flips))
-    out.states = states.reshape(T, R, C)
-    np.add.at(out.energy_j, runner._tile, res.energy[:, POWER_KEYS.index("delivered")])
-    return out
+    """``programs[t]`` (1T1R column programs) written on ``xbars[t]`` as one batch
+    (``ColumnBatch.write``); None when a program is not a column program or a solve fails."""
+    batch = ColumnBatch.make(list(xbars), list(programs))
+    if batch is None:
+        if plan_many(xbars[0].spec, programs, HotColumnNetwork(list(xbars))) is None:
+            return None
+        T, (R, C) = len(xbars), xbars[0].spec.shape     # no pulse at all
+        return TilesWritten(np.stack([x.states for x in xbars]).copy(), np.zeros(T))
+    return batch.write(programs, thresholds, ramp_grid)
+
+
+def _knot_times(program) -> np.ndarray:
+    """(pulses, NK): the times of each pulse's knots (KNOT_F), s."""
+    n = RAMP_SOLVES
+    w0, w1 = np.array(program.windows_s()).T
+    return np.concatenate([w0[:, None] + program.rise_s * np.arange(n + 1) / n,
+                           w1[:, None] - program.fall_s
+                           + program.fall_s * np.arange(n + 1) / n], axis=1)
 
 
 def plan(xbar, program, hot: HotColumnNetwork) -> list[_Pulse] | None:
@@ -260,7 +282,6 @@ def plan_many(spec, programs, hot: HotColumnNetwork) -> list[_Pulse] | None:
 def _plan_one(spec, program, hot: HotColumnNetwork, tile: int) -> list[_Pulse] | None:
     from mtjsim.ops.write import line_levels
     R, C = spec.shape
-    n = RAMP_SOLVES
     sel = program.pulses()
     if not sel:
         return []
@@ -271,10 +292,7 @@ def _plan_one(spec, program, hot: HotColumnNetwork, tile: int) -> list[_Pulse] |
     if any(cp is None for cp in cps):
         return None
     floor = np.minimum(0.0, np.minimum(v_row.min(axis=1), v_col.min(axis=1)))
-    w0, w1 = np.array(program.windows_s()).T
-    knot_t = np.concatenate([w0[:, None] + program.rise_s * np.arange(n + 1) / n,
-                             w1[:, None] - program.fall_s
-                             + program.fall_s * np.arange(n + 1) / n], axis=1)
+    knot_t = _knot_times(program)
     pulses = [_Pulse(j, lv, hv, rows, v_gate[p, rows], float(floor[p]), knot_t[p],
                      tile * R * C + rows * C + j, tile) for p, (j, lv, hv, rows) in enumerate(cps)]
     cells = np.concatenate([q.cells for q in pulses])
@@ -294,6 +312,9 @@ class ColumnProgramWrite:
     segment to a cell without current); ``_real`` marks the gated rows."""
 
     predict = True        # first pass: contexts from the first round's crossings (_simulate)
+    # the first pass's idle lines (every pulse, the start states) are solved already
+    # (ColumnBatch: the planner's estimate solved them for the same pulses and states)
+    idle_solved = False
 
     def __init__(self, spec, pulses: list[_Pulse], cells, hot: HotColumnNetwork,
                  ramp_grid: int):
@@ -382,6 +403,9 @@ class ColumnProgramWrite:
         """A pass over the pulses ``todo`` with their idle cells' states from ``ctx``."""
         self._ctx = ctx
         self._idle_extra: dict = {}          # (pulse, fraction) -> idle lines
+        if self.idle_solved:                 # this pass's idle lines are there already
+            self.idle_solved = False
+            return
         self._idle_std: dict = {}            # idle lines at the standard fractions
         self._at_std = np.full((len(self.pulses), FRACS.size), -1)   # row in _idle_std
         self._add_idle(todo, slots)
@@ -685,7 +709,46 @@ class ColumnProgramWrite:
         knots (t_kn, f_kn: the cursor repeated before it, zero-length); per pulse: whether
         a cell reaches its threshold (ev), where (knot segment s, fraction alpha of it, time,
         level fraction), the progress there (or at the end) and which cells flip; per cell:
-        whether it reaches its threshold anywhere on the timeline, flips aside."""
+        whether it reaches its threshold anywhere on the timeline, flips aside.
+
+        A segment whose currents are the same at both ends for every cell of a pulse (the
+        flat top, the zero-length stretch before a cursor, gates off) has constant rates:
+        one step integrates it exactly. An edge segment takes the fine grid, unless no cell
+        of the pulse can change its progress by NEGLIGIBLE_PROGRESS in it (the low part of
+        the edges; the rates rise with the current pushing each way, so a segment's ends
+        bound them), which one step at its midpoint does to below that (fast_write's coarse
+        cells). The pulses go in groups with the same such segments, so what a pulse gets
+        does not depend on the others in the batch."""
+        real = self._real[active]
+        owner, r = np.nonzero(real)
+        starts = np.concatenate([[0], np.cumsum(real.sum(axis=1))[:-1]])
+        i_kn = s_hot[owner[:, None], slot_kn[owner], r[:, None]]             # (N, NK)
+        tw, aw = self.cells.rates(i_kn, self._cell[active][real])
+        dur = np.diff(t_kn, axis=1)[owner]                                  # (N, NK - 1)
+        p0 = self._progress[active][real]
+        negligible = (np.maximum(tw[:, 1:], tw[:, :-1]) * dur <= NEGLIGIBLE_PROGRESS) & (
+            (p0[:, None] <= NEGLIGIBLE_PROGRESS)
+            | (DRAIN * np.maximum(aw[:, 1:], aw[:, :-1]) * dur <= NEGLIGIBLE_PROGRESS))
+        const = i_kn[:, 1:] == i_kn[:, :-1]
+        key = np.concatenate([np.logical_and.reduceat(const, starts, axis=0),
+                              np.logical_and.reduceat(negligible, starts, axis=0)], axis=1)
+        patterns, group = np.unique(key, axis=0, return_inverse=True)
+        group = group.ravel()
+        out = None
+        for gi, pattern in enumerate(patterns):
+            g = np.flatnonzero(group == gi)
+            res = self._integrate_group(active[g], seg[g], t_kn[g], f_kn[g], slot_kn[g],
+                                        s_hot[g], pattern[:NK - 1], pattern[NK - 1:])
+            if out is None:
+                out = [np.empty((active.size,) + a.shape[1:], a.dtype) for a in res]
+            for o, a in zip(out, res):
+                o[g] = a
+        return tuple(out)
+
+    def _integrate_group(self, active, seg, t_kn, f_kn, slot_kn, s_hot, const_all,
+                         coarse_all):
+        """``_integrate`` of pulses whose constant (``const_all``) and negligible
+        (``coarse_all``) segments are these, (NK - 1,) each."""
         G = self.grid
         A = active.size
         real = self._real[active]
@@ -694,11 +757,8 @@ class ColumnProgramWrite:
         starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
         m0 = int(seg.min())                  # knots before every cursor: none to integrate
         i_kn = s_hot[owner[:, None], slot_kn[owner, m0:], r[:, None]]        # (N, knots)
-        # a segment whose currents are the same at both ends for every cell (the flat top,
-        # the zero-length stretch before a cursor, gates off) has constant rates: one step
-        # integrates it exactly; an edge takes G steps
-        const = (i_kn[:, 1:] == i_kn[:, :-1]).all(axis=0)                  # (segments,)
-        steps = np.where(const, 1, G)
+        const = const_all[m0:]
+        steps = np.where(const | coarse_all[m0:], 1, G)
         col_seg = np.repeat(np.arange(const.size), steps)                   # (S,)
         col_g = np.arange(col_seg.size) - (np.cumsum(steps) - steps)[col_seg]
         i0, i1 = i_kn[:, col_seg], i_kn[:, col_seg + 1]
@@ -723,7 +783,7 @@ class ColumnProgramWrite:
         dt = np.where(ev & flat, dt, 0.0)
         prog_flat = _evolve(pc, tw, aw, dt[owner])
         # an edge: at the grid point
-        alpha = np.where(flat, 0.0, (g + 1) / G)
+        alpha = np.where(flat, 0.0, (g + 1) / steps[s - m0])
         prog = np.where(ev[owner], np.where(flat[owner], prog_flat, cum[n_, m[owner]]),
                         cum[:, -1])
         flip = np.where(flat[owner], prog >= 1 - 1e-12, prog >= 1) & ev[owner]

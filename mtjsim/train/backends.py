@@ -426,12 +426,13 @@ def _write_wave(tiles, results, wave, direction, settings, keep_records) -> None
     xbars = [tiles[t].xbar for t, _ in wave]
     planned = build_programs(xbars, direction, [e[2] for _, e in wave],
                              [e[3] for _, e in wave], settings)
-    programs = [pl.program for pl in planned]
+    programs = [pl.program for pl in planned.programs]
     thresholds = [program_thresholds(x, prog, e[4], settings.pulse_by_pulse)
                   for x, prog, (_, e) in zip(xbars, programs, wave)]
     written = None
     if all(th is not None for th in thresholds):
-        written = fast_write_columns.write_tiles(xbars, programs, thresholds)
+        written = (planned.columns.write(programs, thresholds) if planned.columns is not None
+                   else fast_write_columns.write_tiles(xbars, programs, thresholds))
     tgt = direction.target_state
     for i, ((t, (r, _, targets, p_col, seed)), program) in enumerate(zip(wave, programs)):
         tile = tiles[t]

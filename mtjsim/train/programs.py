@@ -305,11 +305,20 @@ class PlannedProgram:
 def build_program(xbar: Crossbar, direction: Direction, targets: np.ndarray, p_col: np.ndarray,
                   settings: WriteSettings) -> PlannedProgram:
     """One column-parallel program whose column widths realize ``p_col`` on ``targets``."""
-    return build_programs([xbar], direction, [targets], [p_col], settings)[0]
+    return build_programs([xbar], direction, [targets], [p_col], settings).programs[0]
+
+
+@dataclass
+class PlannedBatch:
+    programs: list[PlannedProgram]          # one per tile
+    # 1T1R: the estimate's column batch, which writes the programs on the fast engine from
+    # the idle lines it solved (``ColumnBatch.write``); None where the estimate was not
+    # made from it
+    columns: fast_write_columns.ColumnBatch | None
 
 
 def build_programs(xbars: list[Crossbar], direction: Direction, targets: list[np.ndarray],
-                   p_cols: list[np.ndarray], settings: WriteSettings) -> list[PlannedProgram]:
+                   p_cols: list[np.ndarray], settings: WriteSettings) -> PlannedBatch:
     """``build_program`` for several tiles of one ArraySpec at once (independent circuits:
     ``targets[t]`` and ``p_cols[t]`` on ``xbars[t]``), with one estimate of the targets'
     currents and one width search for all: a 32x32 program costs ~16 ms of planning on
@@ -352,9 +361,11 @@ def build_programs(xbars: list[Crossbar], direction: Direction, targets: list[np
     # each target's current at the ramp knots of its pulse: 1T1R from the hot-cell networks
     # (the gate ramps with the lines, so the current is far from linear in the level),
     # passive linear in the level from the full-level solve
-    currents = (fast_write_columns.TargetCurrents.make(xbars, probes)
-                if one_t and has_pulses else None)
-    i_knots = None if currents is None else currents.at_knots()
+    columns = (fast_write_columns.ColumnBatch.make(xbars, probes)
+               if one_t and has_pulses else None)
+    i_knots = None if columns is None else columns.at_knots()
+    if i_knots is None:
+        columns = None
     if i_knots is not None:
         i_knots = i_knots[:, tt, ti, tj].T
     else:
@@ -365,7 +376,7 @@ def build_programs(xbars: list[Crossbar], direction: Direction, targets: list[np
         i_knots = i_full[:, None] * FRACS
     law = law_of(i_knots)
     widths = _widths_for(law, p_goal, gc, settings, T * C)
-    if settings.mean_field and has_pulses and one_t and currents is not None:
+    if settings.mean_field and has_pulses and one_t and columns is not None:
         # The targets of a column share its bit line and driver: a SET target that switches
         # draws less current, so the others see a smaller drop and more current for the rest
         # of the pulse (RESET: the other way round). Each target's currents re-solved with
@@ -375,7 +386,7 @@ def build_programs(xbars: list[Crossbar], direction: Direction, targets: list[np
         # 32x32, every cell a SET target, p = 0.3: 0.314 realized without, 0.300 with.
         switched = np.zeros((T, R, C))
         switched[tt, ti, tj] = _switched_fraction(law, widths[gc])
-        i_mf = currents.at_full(switched)
+        i_mf = columns.at_full(switched)
         if i_mf is not None:
             with np.errstate(divide="ignore", invalid="ignore"):
                 scale = np.nan_to_num(i_mf[tt, ti, tj] / i_knots[:, -1], nan=1.0)
@@ -410,7 +421,7 @@ def build_programs(xbars: list[Crossbar], direction: Direction, targets: list[np
         program = PulseProgram(scheme, direction, targets[t],
                                widths_s=tuple(float(w[j]) for j in order), **common)
         out.append(PlannedProgram(program, p_goal[t * C:(t + 1) * C], p_pred[t], i_est[t]))
-    return out
+    return PlannedBatch(out, columns)
 
 
 def _passive_mean_field(xbar, probe, n_pulses, ti, tj, k_t, p_end, frac, tgt):
