@@ -124,20 +124,27 @@ class PulseProgram:
         return cls(scheme, direction, t, **kw)
 
     def pulses(self) -> list[tuple[np.ndarray, np.ndarray]]:
-        """(selected rows mask, selected columns mask) for each pulse, in order."""
-        t = self.targets
-        out = []
-        if self.parallel is Parallelism.ROW:
-            for i in np.flatnonzero(t.any(axis=1)):
-                rows = np.zeros(t.shape[0], bool)
-                rows[i] = True
-                out.append((rows, t[i].copy()))
-        else:
-            for j in np.flatnonzero(t.any(axis=0)):
-                cols = np.zeros(t.shape[1], bool)
-                cols[j] = True
-                out.append((t[:, j].copy(), cols))
-        return out
+        """(selected rows mask, selected columns mask) for each pulse, in order (read-only
+        arrays, made once: a training update asks a program for them several times)."""
+        made = self.__dict__.get("_pulses")
+        if made is None:
+            t = self.targets
+            made = []
+            if self.parallel is Parallelism.ROW:
+                for i in np.flatnonzero(t.any(axis=1)):
+                    rows = np.zeros(t.shape[0], bool)
+                    rows[i] = True
+                    made.append((rows, t[i].copy()))
+            else:
+                for j in np.flatnonzero(t.any(axis=0)):
+                    cols = np.zeros(t.shape[1], bool)
+                    cols[j] = True
+                    made.append((t[:, j].copy(), cols))
+            for masks in made:
+                for m in masks:
+                    m.setflags(write=False)
+            object.__setattr__(self, "_pulses", made)      # not a field: frozen dataclass
+        return list(made)
 
     def widths(self) -> tuple[float, ...]:
         """Flat-top width of each pulse."""
