@@ -18,6 +18,9 @@ program pulse after pulse, ~10 solves each. Here:
 
 The state of every pulse (cursor, hot-cell states, progress) lives in arrays over the
 pulses, so a round costs a fixed number of array operations whatever the number of pulses.
+The pulses may come from the programs of several tiles (``ColumnBatch``: independent
+circuits, cells indexed tile by tile), which is how training writes its small tiles; each
+pulse's solves and integration do not depend on the other pulses of the batch.
 Peak and mean currents and energy are summed as the rounds go; the solve points themselves
 (currents of every cell of the gated rows) are kept only when waveforms are asked.
 
@@ -237,19 +240,6 @@ class TilesWritten:
 
     states: np.ndarray           # (tiles, rows, cols) int8, after the programs
     energy_j: np.ndarray         # (tiles,) delivered by the drivers, J
-
-
-def write_tiles(xbars, programs, thresholds, ramp_grid: int = RAMP_GRID
-                ) -> TilesWritten | None:
-    """``programs[t]`` (1T1R column programs) written on ``xbars[t]`` as one batch
-    (``ColumnBatch.write``); None when a program is not a column program or a solve fails."""
-    batch = ColumnBatch.make(list(xbars), list(programs))
-    if batch is None:
-        if plan_many(xbars[0].spec, programs, HotColumnNetwork(list(xbars))) is None:
-            return None
-        T, (R, C) = len(xbars), xbars[0].spec.shape     # no pulse at all
-        return TilesWritten(np.stack([x.states for x in xbars]).copy(), np.zeros(T))
-    return batch.write(programs, thresholds, ramp_grid)
 
 
 def _knot_times(program) -> np.ndarray:

@@ -14,6 +14,11 @@ ngspice about 3 to 5 times faster on 15x15 V/2 programs (docs/training.md, "ngsp
 loop"). Thermal activation is memoryless, so fresh thresholds per pulse give the same
 switching statistics as one threshold over the whole program; a cell is above I_c0 only in
 the one pulse that selects both its row and its column.
+
+On the fast engine the 1T1R tiles' programs of a phase run batched across tiles
+(``_run_tiles``): the k-th program of every tile is planned and written in one call, with
+what each would get on its own. Tiles are independent circuits, and a 32x32 program alone
+cost ~30 ms, nearly all of it per call, not per cell.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from mtjsim.circuit.crossbar import ArrayKind
-from mtjsim.engines import Engine, fast_write_columns
+from mtjsim.engines import Engine
 from mtjsim.engines.fast import FastReadEngine, one_blas_thread
 from mtjsim.engines.fast_write import quasi_static_write
 from mtjsim.ops.fast_ops import engine_options, fast_read
@@ -393,16 +398,17 @@ def _run_tile(payload):
 
 
 #: Tiles per engine call in ``_run_tiles``: its arrays grow with the batch's pulses times
-#: the most gated rows of any of them (the pulses are padded to it).
+#: the most gated rows of any of them (its per-pulse arrays are padded to that).
 BATCH_TILES = 128
 
 
 def _run_tiles(payload):
     """The requests of several 1T1R tiles on the fast engine, with the results of
-    ``_run_tile`` on each in turn (the same thresholds; the same outcomes to the solver
-    tolerance), but the k-th programs of all tiles in one plan (``build_programs``) and one
-    write (``fast_write_columns.write_tiles``) per direction: a 32x32 program alone costs
-    ~30 ms, nearly all of it per call. Returns per tile (per-request results, states)."""
+    ``_run_tile`` on each in turn (the same thresholds and outcomes; energies to rounding:
+    tests/test_train.py), but the k-th programs of all tiles in one plan
+    (``build_programs``) and one write (``ColumnBatch.write``) per direction: a 32x32
+    program alone cost ~30 ms, nearly all of it per call. Returns per tile (per-request
+    results, states)."""
     tile_requests, settings, keep_records = payload
     queues, results = [], []
     for tile, requests in tile_requests:
@@ -430,18 +436,16 @@ def _write_wave(tiles, results, wave, direction, settings, keep_records) -> None
     thresholds = [program_thresholds(x, prog, e[4], settings.pulse_by_pulse)
                   for x, prog, (_, e) in zip(xbars, programs, wave)]
     written = None
-    if all(th is not None for th in thresholds):
-        written = (planned.columns.write(programs, thresholds) if planned.columns is not None
-                   else fast_write_columns.write_tiles(xbars, programs, thresholds))
+    if planned.columns is not None and all(th is not None for th in thresholds):
+        written = planned.columns.write(programs, thresholds)
     tgt = direction.target_state
     for i, ((t, (r, _, targets, p_col, seed)), program) in enumerate(zip(wave, programs)):
         tile = tiles[t]
         before = tile.xbar.states.copy()
         if written is not None:
             after, energy_j = written.states[i].copy(), float(written.energy_j[i])
-        else:                                # one by one (e.g. a solve that needs the full
-            out = run_program(tile.xbar, program, seed, Engine.FAST,     # network)
-                              settings.pulse_by_pulse)
+        else:            # one by one: not column programs, or a solve failed in the batch
+            out = run_program(tile.xbar, program, seed, Engine.FAST, settings.pulse_by_pulse)
             after, energy_j = out.states_after, out.energy_j
         tile.xbar.states = after
         disturbed = ~targets & (after != before)

@@ -114,30 +114,33 @@ class SwitchRequest:
 
 def split_levels(req: SwitchRequest, levels: int = 1) -> list[tuple[np.ndarray, np.ndarray]]:
     """[(targets, p_col)] per program: each column's deterministic targets (p = 1) form one
-    group, its stochastic targets ``levels`` quantile groups (probability = group mean)."""
+    group, its stochastic targets ``levels`` quantile groups (probability = group mean): the
+    targets in order of p (ties by row) split as ``numpy.array_split`` does, the larger
+    groups first. Program k holds the k-th group of every column."""
     rows, cols = req.targets.shape
-    per_col: list[list[tuple[np.ndarray, float]]] = []
-    for j in range(cols):
-        groups = []
-        t = req.targets[:, j]
-        det = t & (req.p[:, j] >= 1.0)
-        if det.any():
-            groups.append((det, 1.0))
-        sto = np.flatnonzero(t & (req.p[:, j] < 1.0) & (req.p[:, j] > 0))
-        if sto.size:
-            order = sto[np.argsort(req.p[sto, j], kind="stable")]
-            for chunk in np.array_split(order, min(levels, sto.size)):
-                mask = np.zeros(rows, bool)
-                mask[chunk] = True
-                groups.append((mask, float(req.p[chunk, j].mean())))
-        per_col.append(groups)
+    det = req.targets & (req.p >= 1.0)
+    sto = req.targets & (req.p < 1.0) & (req.p > 0)
+    has_det = det.any(axis=0).astype(int)
+    n_sto = sto.sum(axis=0)
+    group = np.full((rows, cols), -1)
+    group[det] = 0
+    si, sj = np.nonzero(sto)
+    if si.size:
+        order = np.lexsort((si, req.p[si, sj], sj))       # by column, then p, then row
+        si, sj = si[order], sj[order]
+        rank = np.arange(si.size) - np.searchsorted(sj, sj)   # within its column
+        n = n_sto[sj]
+        q, big = np.divmod(n, np.minimum(levels, n))       # size, number of size q + 1
+        first = big * (q + 1)                              # ranks in the larger groups
+        group[si, sj] = has_det[sj] + np.where(rank < first, rank // (q + 1),
+                                                big + (rank - first) // q)
     out = []
-    for k in range(max((len(g) for g in per_col), default=0)):
-        targets = np.zeros((rows, cols), bool)
-        p_col = np.full(cols, np.nan)
-        for j, groups in enumerate(per_col):
-            if k < len(groups):
-                targets[:, j], p_col[j] = groups[k]
+    for k in range(int((has_det + np.minimum(levels, n_sto)).max(initial=0))):
+        targets = group == k
+        count = targets.sum(axis=0)
+        with np.errstate(invalid="ignore"):
+            p_col = np.where(count > 0, np.where(targets, req.p, 0.0).sum(axis=0) / count,
+                             np.nan)
         out.append((targets, p_col))
     return out
 
