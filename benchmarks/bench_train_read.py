@@ -76,13 +76,8 @@ def main() -> None:
     from mtjsim.train import backends, loop
     from mtjsim.train.backends import WriteCounters
 
-    cfg = loop.TrainConfig(dataset="mnist5k", rule="gxnor", array="1t1r", tile_rows=32,
-                           tile_cols=32, hidden=(512,), batch_size=200, lr=0.015,
-                           ste_window=0.15, ste_center="thresholds", encoding="ternary",
-                           standardize_images=True, read_tol=2e-2, baseline=False)
-    data = loop.load_data(cfg)
-    net = loop.build_network(cfg, data)
-    net.set_weights(net.random_weights(np.random.default_rng(0)))
+    from timing import mnist_network
+    cfg, data, net = mnist_network()
     layer = net.layers[0]
     states0 = [t.xbar.states.copy() for t in layer.tiles]
     rng = np.random.default_rng(7)

@@ -21,6 +21,7 @@ import numpy as np
 
 from mtjsim.train import loop
 from mtjsim.train.backends import WriteCounters
+from timing import mnist_network
 
 
 def main() -> None:
@@ -30,13 +31,7 @@ def main() -> None:
     ap.add_argument("--tile", type=int, default=128)
     ap.add_argument("--hidden", type=int, default=512)
     a = ap.parse_args()
-    cfg = loop.TrainConfig(dataset="mnist5k", rule="gxnor", array="1t1r", tile_rows=a.tile,
-                           tile_cols=a.tile, hidden=(a.hidden,), batch_size=200, lr=0.015,
-                           ste_window=0.15, ste_center="thresholds", encoding="ternary",
-                           standardize_images=True, read_tol=2e-2, baseline=False)
-    data = loop.load_data(cfg)
-    net = loop.build_network(cfg, data)
-    net.set_weights(net.random_weights(np.random.default_rng(0)))
+    cfg, data, net = mnist_network(a.tile, a.hidden)
     circuit, _ = loop._make_backends(cfg)
     rng = np.random.default_rng(1)
     print(f"{net.tiling()['n_tiles']} tiles of {a.tile}x{a.tile}, batch {cfg.batch_size}")

@@ -19,17 +19,12 @@ import numpy as np
 from mtjsim.engines import Engine
 from mtjsim.train import backends, loop
 from mtjsim.train.backends import WriteCounters
+from timing import mnist_network
 
 
 def capture(tile: int, hidden: int):
     """The payloads one update of a freshly initialized network hands to ``_run_tiles``."""
-    cfg = loop.TrainConfig(dataset="mnist5k", rule="gxnor", array="1t1r", tile_rows=tile,
-                           tile_cols=tile, hidden=(hidden,), batch_size=200, lr=0.015,
-                           ste_window=0.15, ste_center="thresholds", encoding="ternary",
-                           standardize_images=True, read_tol=2e-2, baseline=False)
-    data = loop.load_data(cfg)
-    net = loop.build_network(cfg, data)
-    net.set_weights(net.random_weights(np.random.default_rng(0)))
+    cfg, data, net = mnist_network(tile, hidden)
     circuit, _ = loop._make_backends(cfg)
     circuit.workers = 1
     payloads = []
