@@ -367,11 +367,10 @@ def build_programs(xbars: list[Crossbar], direction: Direction, targets: list[np
     columns = (fast_write_columns.ColumnBatch.make(xbars, probes)
                if one_t and has_pulses else None)
     i_knots = None if columns is None else columns.at_knots()
-    if i_knots is None:
-        columns = None
     if i_knots is not None:
         i_knots = i_knots[:, tt, ti, tj].T
-    else:
+    else:                               # passive, or a hot-cell solve failed
+        columns = None
         i_full = np.zeros(tt.size)
         for t in np.unique(tt):
             m = tt == t
