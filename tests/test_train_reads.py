@@ -93,11 +93,14 @@ def test_two_phase_reads_of_1t1r_stay_within_the_linear_map():
 
 
 def test_per_tile_read_engines_follow_the_states():
+    # in the backend's process (one worker) and in its shard processes (two: each keeps
+    # the engines of its tiles, sent the states with every read): the same z, exactly
     layer = _layer(rows=16, cols=16, n_in=20, n_out=12, r_wire_ohm=1.0)
     a = _ternary_inputs(4, layer.n_in, seed=2)
-    be = CircuitBackend(0, engine=Engine.FAST)
+    be = CircuitBackend(0, engine=Engine.FAST, workers=1)
+    sharded = CircuitBackend(0, engine=Engine.FAST, workers=2)
     c = WriteCounters()
-    be.forward(layer, a, c)
+    np.testing.assert_array_equal(be.forward(layer, a, c), sharded.forward(layer, a, c))
     engines = dict(be._read_engines)
     assert set(engines) == {t.name for t in layer.tiles}
     built = {k: e.n_factorizations for k, e in engines.items()}
@@ -107,5 +110,8 @@ def test_per_tile_read_engines_follow_the_states():
     t.xbar.states = (1 - t.xbar.states).astype(np.int8)   # every cell flipped
     z = be.forward(layer, a, c)
     assert be._read_engines[t.name] is engines[t.name]
-    fresh = CircuitBackend(0, engine=Engine.FAST).forward(layer, a, c)
+    fresh = CircuitBackend(0, engine=Engine.FAST, workers=1).forward(layer, a, c)
     np.testing.assert_allclose(z, fresh, rtol=0, atol=1e-9 * np.abs(fresh).max())
+    np.testing.assert_array_equal(z, sharded.forward(layer, a, c))
+    assert len(layer.tiles) > 1 and sharded._shard_pools is not None
+    sharded.close()

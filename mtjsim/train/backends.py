@@ -165,12 +165,16 @@ class CircuitBackend:
         self.read_energy_j = 0.0
         # profile: one dict per program (benchmarks/bench_train_ngspice.py prints them)
         self.profile: list[dict] | None = [] if profile else None
-        # tiles read and written concurrently, the results do not depend on it: reads in
-        # threads (SuperLU and BLAS release the GIL), fast-engine writes in processes,
-        # ngspice writes in threads (ngspice runs in its own processes)
+        # tiles read and written concurrently, the results do not depend on it: on the fast
+        # engine in ``workers`` processes, each keeping the read engines of its tiles
+        # (``_shards``: reads and writes of small arrays are many small array operations
+        # that hold the GIL); ngspice reads and writes in threads (ngspice runs in its own
+        # processes)
         check_int("workers", workers, lo=1, hi=64)
         self.workers = workers
-        self._pool = self._threads = None
+        self._threads = None
+        self._shard_pools: list | None = None
+        self._shard_sent: list[dict] = []        # per shard: tile name -> id of the Crossbar
         # Fast engine: a batch of samples is one matrix product with the devices linearized
         # at the read voltage; vectors whose estimated error exceeds read_tol (relative to
         # their largest column current) are solved exactly
@@ -183,36 +187,42 @@ class CircuitBackend:
     def forward(self, layer: ArrayLayer, a: np.ndarray, counters: WriteCounters) -> np.ndarray:
         t0 = time.perf_counter()
         ab = layer.with_bias(a)
-        z = np.zeros((a.shape[0], layer.n_out))
-
-        def read(t):
-            v = np.zeros((a.shape[0], t.xbar.spec.rows))
-            v[:, :t.r1 - t.r0] = ab[:, t.r0:t.r1] * self.v_read_v
-            return self._read(t, v)
-
-        parallel = self.engine is Engine.FAST and self.workers > 1 and len(layer.tiles) > 1
-        if parallel:
-            for t in layer.tiles:                 # engines made here, not in the threads
-                self._engine_for(t)
-        for t, i_out in zip(layer.tiles, self._map(read, layer.tiles, parallel)):
-            n = t.n1 - t.n0
-            diff = i_out[:, 0:2 * n:2] - i_out[:, 1:2 * n:2]
-            z[:, t.n0:t.n1] += diff / (self.v_read_v * delta_g_s(t.xbar.spec))
+        if self.engine is Engine.FAST and self.workers > 1 and len(layer.tiles) > 1:
+            z = self._forward_in_shards(layer, ab)
+        else:
+            z = np.zeros((a.shape[0], layer.n_out))
+            parallel = self.workers > 1 and len(layer.tiles) > 1        # ngspice: threads
+            reads = self._map(lambda t: self._read(t, _row_inputs(ab, t, self.v_read_v)),
+                              layer.tiles, parallel)
+            for t, i_out in zip(layer.tiles, reads):
+                _add_tile_output(z, i_out, t, self.v_read_v)
         counters.read_wall_s += time.perf_counter() - t0
         return z
+
+    def _forward_in_shards(self, layer: ArrayLayer, ab: np.ndarray) -> np.ndarray:
+        """``forward`` on the fast engine in the shard processes (``_read_shard``). A
+        column block of tiles goes to one shard, which sums its tiles' outputs in the
+        layer's order, so z is exactly the one-process z."""
+        shards = self._shards()
+        blocks = sorted({t.n0 for t in layer.tiles})
+        shard_of = {n0: k % len(shards) for k, n0 in enumerate(blocks)}
+        parts: list[list] = [[] for _ in shards]
+        for t in layer.tiles:
+            k = shard_of[t.n0]
+            new = self._shard_sent[k].get(t.name) != id(t.xbar)
+            self._shard_sent[k][t.name] = id(t.xbar)
+            parts[k].append(_TileRead(t.name, t.xbar if new else None, t.xbar.states,
+                                      t.r0, t.r1, t.n0, t.n1))
+        futures = [pool.submit(_read_shard, (ab, part, self.v_read_v, self.read_settings,
+                                             self.read_phases, layer.n_out))
+                   for pool, part in zip(shards, parts) if part]
+        return sum(f.result() for f in futures)     # disjoint columns: exact
 
     def _read(self, tile: Tile, v: np.ndarray) -> np.ndarray:
         """Column currents (batch, cols) of ``tile`` for row voltages ``v``, in one read or,
         with TWO_PHASE and a negative input, two (``ReadPhases``)."""
-        if self.read_phases is ReadPhases.SIGNED or not (v < 0).any():
-            return self._read_once(tile, v)
-        B = v.shape[0]
-        phases = np.concatenate([np.maximum(v, 0.0), np.maximum(-v, 0.0)])
-        live = np.flatnonzero(phases.max(axis=1) > 0)     # an all-zero phase carries 0 A
-        i_out = np.zeros((2 * B, tile.xbar.spec.cols))
-        if live.size:
-            i_out[live] = self._read_once(tile, phases[live])
-        return i_out[:B] - i_out[B:]
+        return _phased(lambda u: self._read_once(tile, u), v, self.read_phases,
+                       tile.xbar.spec.cols)
 
     def _engine_for(self, tile: Tile) -> FastReadEngine:
         eng = self._read_engines.get(tile.name)
@@ -232,23 +242,32 @@ class CircuitBackend:
         with one_blas_thread():
             return list(self._threads.map(fn, items))
 
-    def _processes(self):
-        """The backend's pool of ``workers`` processes (started on first use, by a fork
-        server: the parent holds BLAS threads and gigabytes of read engines)."""
-        if self._pool is None:
+    def _shards(self) -> list:
+        """``workers`` worker processes, an executor of one process each, so that a tile's
+        reads always reach the same process, which keeps its read engine (started on first
+        use, by a fork server: the parent holds BLAS threads and read engines)."""
+        if self._shard_pools is None:
             import multiprocessing
             import weakref
             from concurrent.futures import ProcessPoolExecutor
-            self._pool = ProcessPoolExecutor(
-                max_workers=self.workers, mp_context=multiprocessing.get_context("forkserver"))
-            weakref.finalize(self, self._pool.shutdown, wait=True, cancel_futures=True)
-        return self._pool
+            ctx = multiprocessing.get_context("forkserver")
+            self._shard_pools = [ProcessPoolExecutor(max_workers=1, mp_context=ctx)
+                                 for _ in range(self.workers)]
+            self._shard_sent = [{} for _ in self._shard_pools]
+            weakref.finalize(self, _shutdown, self._shard_pools)
+        return self._shard_pools
+
+    def _in_processes(self, fn, payloads: list) -> list:
+        """``[fn(p) for p in payloads]`` in the shard processes, in turn."""
+        shards = self._shards()
+        futures = [shards[k % len(shards)].submit(fn, p) for k, p in enumerate(payloads)]
+        return [f.result() for f in futures]
 
     def close(self) -> None:
         """Stop the worker processes and threads (also done when the backend is collected)."""
-        if self._pool is not None:
-            self._pool.shutdown()
-            self._pool = None
+        if self._shard_pools is not None:
+            _shutdown(self._shard_pools)
+            self._shard_pools = None
         if self._threads is not None:
             self._threads.shutdown()
             self._threads = None
@@ -291,7 +310,7 @@ class CircuitBackend:
             parts = [work[i::n] for i in range(n)]
             keys = [list(groups.values())[i::n] for i in range(n)]
             payloads = [(part, self.settings, self.keep_records) for part in parts]
-            done = (self._processes().map(_run_tiles, payloads) if n > 1
+            done = (self._in_processes(_run_tiles, payloads) if n > 1
                     else map(_run_tiles, payloads))
             for part, ks_part, out in zip(parts, keys, done):
                 for (t, _), ks, (res, states) in zip(part, ks_part, out):
@@ -303,7 +322,7 @@ class CircuitBackend:
             payloads = [(t, [(items[k][1], plans[k], seeds[k]) for k in ks]) + args
                         for t, ks in zip(tiles, groups.values())]
             for t, ks, (res, states) in zip(tiles, groups.values(),
-                                            self._processes().map(_run_tile, payloads)):
+                                            self._in_processes(_run_tile, payloads)):
                 t.xbar.states = states
                 results.update(zip(ks, res))
         else:
@@ -333,6 +352,79 @@ class CircuitBackend:
 
     def set_state(self, state: dict) -> None:
         self.rng.bit_generator.state = state
+
+
+def _shutdown(pools) -> None:
+    for pool in pools:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+# --- reads -----------------------------------------------------------------------------------
+def _row_inputs(ab: np.ndarray, tile, v_read_v: float) -> np.ndarray:
+    """The row voltages of ``tile`` (anything with ``xbar``, ``r0``, ``r1``) for the layer's
+    inputs with their bias column, (batch, rows); rows past the tile's share stay at 0 V."""
+    v = np.zeros((ab.shape[0], tile.xbar.spec.rows))
+    v[:, :tile.r1 - tile.r0] = ab[:, tile.r0:tile.r1] * v_read_v
+    return v
+
+
+def _add_tile_output(z: np.ndarray, i_out: np.ndarray, tile, v_read_v: float) -> None:
+    """Add ``tile``'s share of the layer's outputs: each pair's column-current difference
+    over what a full weight step gives at the read voltage."""
+    n = tile.n1 - tile.n0
+    diff = i_out[:, 0:2 * n:2] - i_out[:, 1:2 * n:2]
+    z[:, tile.n0:tile.n1] += diff / (v_read_v * delta_g_s(tile.xbar.spec))
+
+
+def _phased(read_once, v: np.ndarray, phases: ReadPhases, cols: int) -> np.ndarray:
+    """Column currents (batch, cols) for row voltages ``v`` from ``read_once``, in one read
+    or, with TWO_PHASE and a negative input, two (``ReadPhases``)."""
+    if phases is ReadPhases.SIGNED or not (v < 0).any():
+        return read_once(v)
+    B = v.shape[0]
+    both = np.concatenate([np.maximum(v, 0.0), np.maximum(-v, 0.0)])
+    live = np.flatnonzero(both.max(axis=1) > 0)     # an all-zero phase carries 0 A
+    i_out = np.zeros((2 * B, cols))
+    if live.size:
+        i_out[live] = read_once(both[live])
+    return i_out[:B] - i_out[B:]
+
+
+@dataclass
+class _TileRead:
+    """One tile's part of a shard's read (``_read_shard``)."""
+
+    name: str
+    xbar: object | None          # the Crossbar, the first time this shard reads the tile
+    states: np.ndarray
+    r0: int
+    r1: int
+    n0: int
+    n1: int
+
+
+#: In a shard process: each tile's Crossbar and read engine, kept between reads.
+_SHARD_READERS: dict = {}
+
+
+def _read_shard(payload) -> np.ndarray:
+    """A shard's share of a layer's fast read: its tiles' outputs, summed in the layer's
+    order into z (batch, n_out), zero in the other columns. Each tile's engine follows the
+    states it is sent, as the backend's own engines do in one process."""
+    ab, tiles, v_read_v, settings, phases, n_out = payload
+    z = np.zeros((ab.shape[0], n_out))
+    with one_blas_thread():
+        for t in tiles:
+            if t.xbar is not None:
+                _SHARD_READERS[t.name] = FastReadEngine(t.xbar, **engine_options(settings))
+            eng = _SHARD_READERS[t.name]
+            eng.xbar.states = t.states
+            t.xbar = eng.xbar
+            i_out = _phased(lambda u: fast_read(eng.xbar, u, settings=settings, engine=eng,
+                                                cell_voltages=False).i_out_a,
+                            _row_inputs(ab, t, v_read_v), phases, eng.xbar.spec.cols)
+            _add_tile_output(z, i_out, t, v_read_v)
+    return z
 
 
 @dataclass
