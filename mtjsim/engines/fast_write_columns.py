@@ -196,8 +196,7 @@ class ColumnBatch:
         if sum(len(k) for k in knot_t) != len(self.pulses):
             raise ValueError("programs: must be the batch's (the same targets)")
         runner._knot_t = np.concatenate(knot_t)
-        names = ("r_p_ohm", "tmr0", "v_h_v", "i_c0_p2ap_a", "i_c0_ap2p_a", "delta",
-                 "tau0_s", "tau_d_s")
+        names = ("i_c0_p2ap_a", "i_c0_ap2p_a", "delta", "tau0_s", "tau_d_s")   # _Cells'
         stacked = SimpleNamespace(**{n: np.stack([np.broadcast_to(getattr(x.cells, n), (R, C))
                                                   for x in self.xbars]) for n in names})
         th = {k: np.stack([np.asarray(th[k]) for th in thresholds]) for k in thresholds[0]}

@@ -187,10 +187,12 @@ class PulseLaw:
             thermal = np.exp(-delta * (1 - np.minimum(i, 1))) / tau0_s
         return (1 - w) * thermal, w * np.maximum(i - 1, 0) / tau_d_s
 
-    def p(self, width_s):
-        """P_sw of each target for flat tops ``width_s`` (broadcast over the targets)."""
-        return p_switch_progress(self.q_edges + self.q_rate_per_s * width_s,
-                                 self.d_edges + self.d_rate_per_s * width_s, self.delta)
+    def p(self, width_s, targets=slice(None)):
+        """P_sw of each target (or of those indexed by ``targets``) for flat tops
+        ``width_s`` (broadcast over them)."""
+        return p_switch_progress(
+            self.q_edges[targets] + self.q_rate_per_s[targets] * width_s,
+            self.d_edges[targets] + self.d_rate_per_s[targets] * width_s, self.delta[targets])
 
 
 def _direction_params(xbar: Crossbar, direction: Direction):
@@ -218,11 +220,14 @@ def _widths_for(law: PulseLaw, p_col, cols_t, settings: WriteSettings, n_cols: i
     count = np.maximum(np.bincount(cols_t, minlength=n_cols), 1)
     target = np.clip(np.where(np.isnan(p_col), 0.0, p_col), 0.0, 1.0 - 1e-12)
 
-    def logit_gap(logw):
+    def logit_gap(logw, on=None):
         """logit(mean P) - logit(target), (points, cols) for ln widths (points, cols):
-        +-inf where P is 0 or 1, NaN where both P and the target are 0."""
-        p = law.p(np.exp(logw[:, cols_t]))                        # (points, targets)
-        at = cols_t + n_cols * np.arange(len(logw))[:, None]      # the column's mean
+        +-inf where P is 0 or 1, NaN where both P and the target are 0; only the columns
+        ``on`` (default: all) are evaluated, the others come out as if P were 0."""
+        sel = np.arange(len(cols_t)) if on is None else np.flatnonzero(on[cols_t])
+        c = cols_t[sel]
+        p = law.p(np.exp(logw[:, c]), sel)                        # (points, targets)
+        at = c + n_cols * np.arange(len(logw))[:, None]           # the column's mean
         m = np.bincount(at.ravel(), weights=p.ravel(), minlength=p.shape[0] * n_cols)
         m = np.clip(m.reshape(-1, n_cols) / count, 0.0, 1.0)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -244,7 +249,7 @@ def _widths_for(law: PulseLaw, p_col, cols_t, settings: WriteSettings, n_cols: i
         with np.errstate(invalid="ignore", divide="ignore"):
             guess = np.where(finite, a - fa * (b - a) / (fb - fa), 0.5 * (a + b))
         pts = np.sort(np.vstack([a + (b - a) * frac, guess]), axis=0)
-        fx = logit_gap(pts)
+        fx = logit_gap(pts, live)                   # (the others are not used)
         k = np.sum(fx < 0, axis=0)                  # points below: the crossing follows them
         xs, fs = np.vstack([a, pts, b]), np.vstack([fa, fx, fb])
         a, fa = np.where(live, xs[k, cols], a), np.where(live, fs[k, cols], fa)
