@@ -408,6 +408,28 @@ def test_fast_pulse_by_pulse_program_runs_as_one_batched_write():
     assert backends._merged_thresholds(passive, pprog, [0, 1]) is None
 
 
+def test_cell_thresholds_are_the_seeds_draws_cell_by_cell():
+    # the contract both engines and the pulse-by-pulse merge rely on: a seed's thresholds
+    # are draw_thresholds twice (P -> AP, then AP -> P) from default_rng(seed); with an
+    # owner per cell, each cell's are those of its owner's seed
+    from mtjsim.ops.write import cell_thresholds, cell_thresholds_of_pulses
+    xb = Crossbar.random(ArraySpec(rows=5, cols=7), seed=1)
+
+    def drawn(seed):
+        rng = np.random.default_rng(seed)
+        (ethp, lnthp), (ethap, lnthap) = (draw_thresholds(rng, xb.cells.delta, (5, 7))
+                                          for _ in range(2))
+        return {"ethp": ethp, "lnthp": lnthp, "ethap": ethap, "lnthap": lnthap}
+
+    for key, value in cell_thresholds(xb, 99).items():
+        np.testing.assert_array_equal(value, drawn(99)[key])
+    owner = np.random.default_rng(0).integers(0, 3, (5, 7))
+    merged = cell_thresholds_of_pulses(xb, [11, 12, 13], owner)
+    for k, seed in enumerate((11, 12, 13)):
+        for key, value in drawn(seed).items():
+            np.testing.assert_array_equal(merged[key][owner == k], value[owner == k])
+
+
 def test_tiles_batched_into_one_engine_call_write_what_each_writes_alone():
     # The fast engine writes the k-th program of many 1T1R tiles in one plan and one write
     # (backends._run_tiles). Each tile must get what its own requests get one program at a

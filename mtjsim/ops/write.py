@@ -260,8 +260,10 @@ def cell_thresholds_of_pulses(xbar: Crossbar, seeds, owner) -> dict:
     the one pulse of a program that biases it). A seed's draws: Exp(1) for every cell,
     row-major, for P -> AP, then for AP -> P (``draw_thresholds`` twice)."""
     shape = xbar.spec.shape
-    draws = np.stack([np.random.default_rng(s).exponential(1.0, (2,) + shape)
-                      for s in seeds])                                   # (seeds, 2, R, C)
+    # default_rng(s).exponential(1.0, ...), ~30 % cheaper spelled out (a training update
+    # draws for ~60,000 pulse seeds)
+    draws = np.stack([np.random.Generator(np.random.PCG64(s)).standard_exponential(
+        (2,) + shape) for s in seeds])                                   # (seeds, 2, R, C)
     e = np.take_along_axis(draws, np.asarray(owner)[None, None], axis=0)[0]
     ethp, lnthp = thresholds_of(e[0], xbar.cells.delta)
     ethap, lnthap = thresholds_of(e[1], xbar.cells.delta)
