@@ -174,7 +174,7 @@ class CircuitBackend:
         self.workers = workers
         self._threads = None
         self._shard_pools: list | None = None
-        self._shard_sent: list[dict] = []        # per shard: tile name -> id of the Crossbar
+        self._shard_sent: list[dict] = []        # per shard: tile name -> the Crossbar sent
         # Fast engine: a batch of samples is one matrix product with the devices linearized
         # at the read voltage; vectors whose estimated error exceeds read_tol (relative to
         # their largest column current) are solved exactly
@@ -209,8 +209,8 @@ class CircuitBackend:
         parts: list[list] = [[] for _ in shards]
         for t in layer.tiles:
             k = shard_of[t.n0]
-            new = self._shard_sent[k].get(t.name) != id(t.xbar)
-            self._shard_sent[k][t.name] = id(t.xbar)
+            new = self._shard_sent[k].get(t.name) is not t.xbar
+            self._shard_sent[k][t.name] = t.xbar
             parts[k].append(_TileRead(t.name, t.xbar if new else None, t.xbar.states,
                                       t.r0, t.r1, t.n0, t.n1))
         futures = [pool.submit(_read_shard, (ab, part, self.v_read_v, self.read_settings,
