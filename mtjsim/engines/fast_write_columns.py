@@ -148,6 +148,7 @@ class ColumnBatch:
         self.runner = ColumnProgramWrite(self.spec, pulses, None, hot, ramp_grid=2)
         self.hot0 = np.where(self.runner._real, self.start[self.runner._cell], 0.0)  # (P, K)
         self._idle = False
+        self._i_full = None              # (P, K) at_knots' full-level currents
 
     @classmethod
     def make(cls, xbars, programs) -> "ColumnBatch | None":
@@ -163,7 +164,10 @@ class ColumnBatch:
         P, F = len(self.pulses), FRACS.size
         slot = np.tile(np.arange(F), P)
         i_hot = self._solve(np.repeat(np.arange(P), F), slot, np.repeat(self.hot0, F, axis=0))
-        return None if i_hot is None else self._scatter(i_hot.reshape(P, F, -1))
+        if i_hot is None:
+            return None
+        self._i_full = i_hot.reshape(P, F, -1)[:, -1]          # at_full's lone targets
+        return self._scatter(i_hot.reshape(P, F, -1))
 
     def at_full(self, switched) -> np.ndarray | None:
         """The mean-field estimate at the full level, (tiles, rows, cols), ``switched`` of
@@ -175,14 +179,24 @@ class ColumnBatch:
         tgt = float(self.direction.target_state)
         q = np.nan_to_num(np.asarray(switched, float).ravel()[runner._cell])
         shifted = np.where(runner._real, hot0 + (tgt - hot0) * q, 0.0)
-        states = np.repeat(shifted[:, None, :], K, axis=1)     # variant m: target m at start
-        own = np.arange(K)
-        states[:, own, own] = hot0
-        i_hot = self._solve(np.repeat(np.arange(P), K), np.full(P * K, FRACS.size - 1),
-                            states.reshape(P * K, K))
-        if i_hot is None:
-            return None
-        return self._scatter(i_hot.reshape(P, K, K)[:, own, own][:, None, :])[0]
+        # a pulse's lone target has nothing to share its line with: its current is the
+        # full-level one of at_knots (the same solve); the others, one variant per target
+        # with that target at its start
+        own = np.full((P, K), np.nan)
+        lone = runner._real.sum(axis=1) == 1
+        if self._i_full is not None:
+            own[lone] = self._i_full[lone]
+        else:
+            lone[:] = False
+        pp, mm = np.nonzero(runner._real & ~lone[:, None])
+        if pp.size:
+            states = shifted[pp]
+            states[np.arange(pp.size), mm] = hot0[pp, mm]
+            i_hot = self._solve(pp, np.full(pp.size, FRACS.size - 1), states)
+            if i_hot is None:
+                return None
+            own[pp, mm] = i_hot[np.arange(pp.size), mm]
+        return self._scatter(own[:, None, :])[0]
 
     def write(self, programs, thresholds, ramp_grid: int = RAMP_GRID) -> "TilesWritten | None":
         """Write ``programs`` (the batch's, with their final widths: the same targets) with

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 from scipy.optimize import brentq
@@ -186,6 +186,10 @@ class PulseLaw:
         with np.errstate(over="ignore", under="ignore"):
             thermal = np.exp(-delta * (1 - np.minimum(i, 1))) / tau0_s
         return (1 - w) * thermal, w * np.maximum(i - 1, 0) / tau_d_s
+
+    def take(self, targets) -> "PulseLaw":
+        """The law of the targets indexed by ``targets``."""
+        return PulseLaw(*(getattr(self, f.name)[targets] for f in fields(self)))
 
     def p(self, width_s, targets=slice(None)):
         """P_sw of each target (or of those indexed by ``targets``) for flat tops
@@ -399,7 +403,14 @@ def build_programs(xbars: list[Crossbar], direction: Direction, targets: list[np
                 scale = np.nan_to_num(i_mf[tt, ti, tj] / i_knots[:, -1], nan=1.0)
             i_knots = i_knots * scale[:, None]
             law = law_of(i_knots)
-            widths = _widths_for(law, p_goal, gc, settings, T * C)
+            # searched again: the columns whose targets' currents moved (not those of a
+            # lone target, whose current is the same solve)
+            moved = np.zeros(T * C, bool)
+            moved[gc[scale != 1.0]] = True
+            again = np.flatnonzero(moved[gc])
+            if again.size:
+                widths = np.where(moved, _widths_for(law.take(again), p_goal, gc[again],
+                                                     settings, T * C), widths)
     elif settings.mean_field and has_pulses and not one_t:
         # Passive: expected states during each pulse: earlier columns' targets switched with
         # their P_sw, and the pulse's own targets for the part of the pulse after their
