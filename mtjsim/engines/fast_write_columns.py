@@ -148,6 +148,7 @@ class ColumnBatch:
         self.runner = ColumnProgramWrite(self.spec, pulses, None, hot, ramp_grid=2)
         self.hot0 = np.where(self.runner._real, self.start[self.runner._cell], 0.0)  # (P, K)
         self._idle = False
+        self._knots = None               # at_knots' solves: (i_hot, inj, power) (P, F, ...)
         self._i_full = None              # (P, K) at_knots' full-level currents
 
     @classmethod
@@ -163,11 +164,16 @@ class ColumnBatch:
         """(FRACS.size, tiles, rows, cols), NaN at the cells that are not targets."""
         P, F = len(self.pulses), FRACS.size
         slot = np.tile(np.arange(F), P)
-        i_hot = self._solve(np.repeat(np.arange(P), F), slot, np.repeat(self.hot0, F, axis=0))
-        if i_hot is None:
+        solved = self._solve(np.repeat(np.arange(P), F), slot,
+                             np.repeat(self.hot0, F, axis=0), full=True)
+        if solved is None:
             return None
-        self._i_full = i_hot.reshape(P, F, -1)[:, -1]          # at_full's lone targets
-        return self._scatter(i_hot.reshape(P, F, -1))
+        # what the write's first round asks again (the same items: ColumnProgramWrite
+        # .start_solves), and at_full's lone targets
+        self._knots = tuple(a.reshape((P, F) + a.shape[1:]) for a in solved[:3])
+        i_hot = self._knots[0]
+        self._i_full = i_hot[:, -1]
+        return self._scatter(i_hot)
 
     def at_full(self, switched) -> np.ndarray | None:
         """The mean-field estimate at the full level, (tiles, rows, cols), ``switched`` of
@@ -217,6 +223,9 @@ class ColumnBatch:
         runner.cells = _Cells(stacked, th, self.start)
         runner.grid = ramp_grid - 1
         runner.idle_solved = self._idle          # the estimate's: the first pass's contexts
+        if self._idle and self._knots is not None:   # and its solves at the knots
+            runner.start_solves = self._knots
+            runner.hot_start = self.hot0
         try:
             res = runner.run(self.start, waveforms=False)
         except FastSolveError:
@@ -227,15 +236,18 @@ class ColumnBatch:
         np.add.at(energy_j, runner._tile, res.energy[:, POWER_KEYS.index("delivered")])
         return TilesWritten(states.reshape(T, R, C), energy_j)
 
-    def _solve(self, pid, slot, hot_states):
+    def _solve(self, pid, slot, hot_states, full=False):
+        """The runner's solves of (pulse, standard slot, hot states): the hot-cell currents,
+        or with ``full`` all it returns; None when a solve fails."""
         try:
             if not self._idle:
                 P = len(self.pulses)
                 self.runner._new_pass(np.arange(P), self.runner.row_states(self.start))
                 self._idle = True
-            return self.runner._solve(pid, FRACS[slot], slot, hot_states)[0]
+            out = self.runner._solve(pid, FRACS[slot], slot, hot_states)
         except FastSolveError:
             return None
+        return out if full else out[0]
 
     def _scatter(self, i_hot):
         """(P, n, K) hot-cell values -> (n, tiles, rows, cols), NaN off the targets."""
@@ -318,6 +330,11 @@ class ColumnProgramWrite:
     # the first pass's idle lines (every pulse, the start states) are solved already
     # (ColumnBatch: the planner's estimate solved them for the same pulses and states)
     idle_solved = False
+    # ... and so are its solves at the standard fractions with the hot cells at their
+    # start states, hot_start (P, K): (i_hot, inj, power), (P, FRACS.size, ...) each; valid
+    # for a pulse while its idle lines are those (_start_ok)
+    start_solves: tuple | None = None
+    hot_start: np.ndarray | None = None
 
     def __init__(self, spec, pulses: list[_Pulse], cells, hot: HotColumnNetwork,
                  ramp_grid: int):
@@ -408,7 +425,9 @@ class ColumnProgramWrite:
         self._idle_extra: dict = {}          # (pulse, fraction) -> idle lines
         if self.idle_solved:                 # this pass's idle lines are there already
             self.idle_solved = False
+            self._start_ok = np.full(len(self.pulses), self.start_solves is not None)
             return
+        self._start_ok = np.zeros(len(self.pulses), bool)
         self._idle_std: dict = {}            # idle lines at the standard fractions
         self._at_std = np.full((len(self.pulses), FRACS.size), -1)   # row in _idle_std
         self._add_idle(todo, slots)
@@ -420,6 +439,7 @@ class ColumnProgramWrite:
         gone = set(todo.tolist())
         self._idle_extra = {key: v for key, v in self._idle_extra.items()
                             if key[0] not in gone}
+        self._start_ok[todo] = False          # new idle lines: start_solves no longer theirs
         slots = range(FRACS.size) if slots is None else slots
         pid, fi = (a.ravel() for a in np.meshgrid(todo, np.asarray(slots, int), indexing="ij"))
         keep = self._on[pid, fi]
@@ -633,7 +653,24 @@ class ColumnProgramWrite:
         """Hot-cell currents (n, K), the currents they inject into their source lines
         (n, K) and power (n, 5) of the requests (pulse, fraction, its slot, hot-cell states
         (n, K)), from one batched solve, and with ``rows`` the gated rows' currents
-        (n, K, C); zero where every gate is off."""
+        (n, K, C); zero where every gate is off. Requests that ``start_solves`` holds (the
+        same items, solved before) are taken from there."""
+        if self.start_solves is None or rows:
+            return self._solve_items(pid, frac, slot, hot, rows)
+        std = np.minimum(slot, EXTRA - 1)
+        known = ((slot < EXTRA) & self._start_ok[pid]
+                 & (hot == self.hot_start[pid]).all(axis=1))
+        out = self._solve_items(pid[~known], frac[~known], slot[~known], hot[~known], rows)
+        full = []
+        for new, memo in zip(out[:3], self.start_solves):
+            a = np.empty((pid.size,) + new.shape[1:])
+            a[~known] = new
+            a[known] = memo[pid[known], std[known]]
+            full.append(a)
+        return (*full, None)
+
+    def _solve_items(self, pid, frac, slot, hot, rows=False):
+        """``_solve`` of every request."""
         C = self.spec.cols
         K = self.K
         n = pid.size
