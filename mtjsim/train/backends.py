@@ -449,7 +449,6 @@ def _run_request(tile: Tile, req: SwitchRequest, plans, seeds, settings: WriteSe
     """The programs of one request on one tile, in order; the tile's states are what the
     engine returned after each. Returns (counters, records, profile rows)."""
     counters, records, profile = WriteCounters(), [], []
-    tgt = req.direction.target_state
     for level, ((targets, p_col), seed) in enumerate(zip(plans, seeds)):
         t0 = time.perf_counter()
         planned = build_program(tile.xbar, req.direction, targets, p_col, settings)
@@ -457,15 +456,9 @@ def _run_request(tile: Tile, req: SwitchRequest, plans, seeds, settings: WriteSe
         out = run_program(tile.xbar, planned.program, seed, engine,
                           settings.pulse_by_pulse)
         tile.xbar.states = out.states_after.copy()
-        p = np.where(targets, np.nan_to_num(p_col)[None, :], 0.0)
-        _count(counters, targets, p, before, tile.xbar.states, tgt, out.disturbed,
-               out.energy_j, planned.program.duration_s)
-        counters.programs += 1
-        counters.pulses += len(planned.program.pulses())
+        _tally(counters, records if keep_records else None, tile, req.direction, targets,
+               p_col, planned.program, before, tile.xbar.states, out.energy_j)
         wall = time.perf_counter() - t0
-        if keep_records:
-            records.append(_record(tile, req.direction, targets, p_col, before,
-                                   tile.xbar.states, out.write_errors, out.disturbed))
         if profile_on:
             widths = planned.program.widths()
             profile.append({
@@ -533,7 +526,6 @@ def _write_wave(tiles, results, wave, direction, settings, keep_records) -> None
     written = None
     if planned.columns is not None and all(th is not None for th in thresholds):
         written = planned.columns.write(programs, thresholds)
-    tgt = direction.target_state
     for i, ((t, (r, _, targets, p_col, seed)), program) in enumerate(zip(wave, programs)):
         tile = tiles[t]
         before = tile.xbar.states.copy()
@@ -543,15 +535,9 @@ def _write_wave(tiles, results, wave, direction, settings, keep_records) -> None
             out = run_program(tile.xbar, program, seed, Engine.FAST, settings.pulse_by_pulse)
             after, energy_j = out.states_after, out.energy_j
         tile.xbar.states = after
-        disturbed = ~targets & (after != before)
-        c, records, _ = results[t][r]
-        p = np.where(targets, np.nan_to_num(p_col)[None, :], 0.0)
-        _count(c, targets, p, before, after, tgt, disturbed, energy_j, program.duration_s)
-        c.programs += 1
-        c.pulses += len(program.pulses())
-        if keep_records:
-            records.append(_record(tile, direction, targets, p_col, before, after,
-                                   targets & (after != tgt), disturbed))
+        counters, records, _ = results[t][r]
+        _tally(counters, records if keep_records else None, tile, direction, targets, p_col,
+               program, before, after, energy_j)
 
 
 def program_thresholds(xbar, program: PulseProgram, seed: int,
@@ -632,6 +618,21 @@ def _merged_thresholds(xbar, program, seeds) -> dict | None:
         return None
     # the pulse that biases each cell (none: the first, as cell_thresholds(xbar, seeds[0]))
     return cell_thresholds_of_pulses(xbar, seeds, np.argmax(masks, axis=0))
+
+
+def _tally(counters: WriteCounters, records: list | None, tile, direction: Direction, targets,
+           p_col, program: PulseProgram, before, after, energy_j: float) -> None:
+    """Count what one program did to ``tile`` (its states ``before`` and ``after``), and
+    keep its record when ``records`` is a list."""
+    tgt = direction.target_state
+    disturbed = ~targets & (after != before)
+    p = np.where(targets, np.nan_to_num(p_col)[None, :], 0.0)
+    _count(counters, targets, p, before, after, tgt, disturbed, energy_j, program.duration_s)
+    counters.programs += 1
+    counters.pulses += len(program.pulses())
+    if records is not None:
+        records.append(_record(tile, direction, targets, p_col, before, after,
+                               targets & (after != tgt), disturbed))
 
 
 def _count(c: WriteCounters, targets, p, before, after, tgt, disturbed, energy_j, duration_s):
