@@ -437,6 +437,7 @@ class _MaskSystem:
         self._est = None
         self._poly = None                       # cell_poly's cache (depends on x_ref)
         self._w_cache: dict[int, np.ndarray] = {}
+        self._residual_setup()
 
     # --- node voltages and device currents ------------------------------------------------
     def fixed_values(self, v_in: np.ndarray) -> np.ndarray:
@@ -458,15 +459,12 @@ class _MaskSystem:
         self._r_tmr0, self._r_vh = self.tmr0[:, None], self.v_h[:, None]
         if self.one_t:
             self._r_ds = np.concatenate([self.mos_d, self.mos_s])
-        return self
 
     def residual(self, x: np.ndarray) -> np.ndarray:
         """KCL residual at every node: current leaving it into the elements, (n_all, batch).
         Zero at free nodes for a solution; at fixed nodes, what the source supplies.
         (The device equations of mtj_current, nmos_current and junction_current, with their
         gathers and both junctions in one array.)"""
-        if not hasattr(self, "_r_nl_t"):
-            self._residual_setup()
         parts = []
         if self.nl.size:
             v = x[self._r_nl_t] - x[self._r_nl_b]
@@ -660,7 +658,7 @@ class _MaskSystem:
         if not self.one_t:
             return mtj_current(u, s, r_p, tmr0, v_h, derivative=False)[0]
         # 1T1R: source line at u, bit line at 0; drain V_d between them where the MTJ current
-        # (bit -> drain) equals the channel current (drain -> source): bisection, monotone
+        # (bit -> drain) equals the channel current (drain -> source).
         # h(V_d) = MTJ current in - channel current out, strictly decreasing in V_d: Newton
         # steps kept inside the bracket [lo, hi] (a bisection when one would leave it), to
         # the bisection's resolution (it took 50 halvings; Newton ~5 steps)
@@ -744,8 +742,8 @@ class _Flipped:
         x = base.x_ref
         self.v_ref = x[base.mtj_t[cells]] - x[base.mtj_b[cells]]
         self.dg = (self._g(self.v_ref, self.s_new) - self._g(self.v_ref, self.s_old))
-        # the flipped cells' incidences as index arrays (E_f, E: the sparse matrices, made
-        # when a rarely used method asks) as index arrays, for the per-iteration products
+        # the flipped cells' incidences as index arrays, for the per-iteration products
+        # (E_f, E: the sparse matrices, made when a rarely used method asks)
         self._t, self._b = base.mtj_t[cells], base.mtj_b[cells]
         ft, fb = base.free_t[cells], base.free_b[cells]
         self._ft_k, self._fb_k = np.flatnonzero(ft >= 0), np.flatnonzero(fb >= 0)
