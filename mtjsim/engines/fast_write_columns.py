@@ -149,7 +149,6 @@ class ColumnBatch:
         self.hot0 = np.where(self.runner._real, self.start[self.runner._cell], 0.0)  # (P, K)
         self._idle = False
         self._knots = None               # at_knots' solves: (i_hot, inj, power) (P, F, ...)
-        self._i_full = None              # (P, K) at_knots' full-level currents
 
     @classmethod
     def make(cls, xbars, programs) -> "ColumnBatch | None":
@@ -171,9 +170,7 @@ class ColumnBatch:
         # what the write's first round asks again (the same items: ColumnProgramWrite
         # .start_solves), and at_full's lone targets
         self._knots = tuple(a.reshape((P, F) + a.shape[1:]) for a in solved[:3])
-        i_hot = self._knots[0]
-        self._i_full = i_hot[:, -1]
-        return self._scatter(i_hot)
+        return self._scatter(self._knots[0])
 
     def at_full(self, switched) -> np.ndarray | None:
         """The mean-field estimate at the full level, (tiles, rows, cols), ``switched`` of
@@ -190,8 +187,8 @@ class ColumnBatch:
         # with that target at its start
         own = np.full((P, K), np.nan)
         lone = runner._real.sum(axis=1) == 1
-        if self._i_full is not None:
-            own[lone] = self._i_full[lone]
+        if self._knots is not None:
+            own[lone] = self._knots[0][lone, -1]
         else:
             lone[:] = False
         pp, mm = np.nonzero(runner._real & ~lone[:, None])
