@@ -7,7 +7,7 @@ import pytest
 from mtjsim.circuit.crossbar import ArrayKind, ArraySpec, Crossbar
 from mtjsim.engines.fast_hot import HotColumnNetwork
 from mtjsim.engines.fast_network import WriteNetwork
-from mtjsim.engines.fast_write import quasi_static_write
+from mtjsim.engines.fast_write import RAMP_GRID, RAMP_SOLVES, quasi_static_write
 from mtjsim.engines.fast_write_columns import ColumnProgramWrite
 from mtjsim.ops.write import Direction, Parallelism, PulseProgram, WriteScheme, line_levels
 
@@ -86,9 +86,12 @@ def test_batched_column_program_equals_pulse_by_pulse(r_w, direction):
         assert "hot_solves" in bat.timings_s
         np.testing.assert_array_equal(bat.switched, seq.switched)
         assert 0 < seq.switched.sum() < t.sum()          # outcomes are not all the same
-        # same solve points, same currents at the switching cells, same energy
+        # same solve points, same currents at the switching cells, same energy; a flip on
+        # an edge is placed at a point of its grid, and the engines' currents differ by up
+        # to 6e-4 (test above): enough to move it by one step now and then
+        grid_step_s = prog.rise_s / (RAMP_SOLVES * (RAMP_GRID - 1))
         np.testing.assert_allclose(bat.waveforms["time_s"], seq.waveforms["time_s"],
-                                   rtol=1e-5)
+                                   rtol=1e-5, atol=1.01 * grid_step_s)
         np.testing.assert_allclose(bat.i_cell_peak_a[t], seq.i_cell_peak_a[t], rtol=1e-3)
         # the means include the microamps through each cell while other pulses run (idle,
         # linearized: within a few percent), hence the wider tolerance

@@ -37,9 +37,9 @@ start states alone took two.
 
 Differences from ``fast_write`` below its solver tolerance: progress of cells away from
 their pulse (microamps: thermal rates ~1e-10/s) is not integrated, and a stretch of an edge
-in which no hot cell's progress can change by 1e-9 is one step at its midpoint's rates
-(``fast_write`` advances such cells with the stretch's mean rates), every other stretch of
-an edge runs on the fine grid for every hot cell.
+in which no hot cell's progress can change by 1e-9 is one step of its mean rates
+(``fast_write`` advances such cells with the mean of its ends' rates), every other stretch
+of an edge runs on the fine grid for every hot cell.
 """
 
 from __future__ import annotations
@@ -753,8 +753,8 @@ class ColumnProgramWrite:
         one step integrates it exactly. An edge segment takes the fine grid, unless no cell
         of the pulse can change its progress by NEGLIGIBLE_PROGRESS in it (the low part of
         the edges; the rates rise with the current pushing each way, so a segment's ends
-        bound them), which one step at its midpoint does to below that (fast_write's coarse
-        cells). The pulses go in groups with the same such segments, so what a pulse gets
+        bound them), which one step of its mean rates does to below that (fast_write's
+        coarse cells). The pulses go in groups with the same such segments, so what a pulse gets
         does not depend on the others in the batch."""
         real = self._real[active]
         owner, r = np.nonzero(real)
@@ -799,9 +799,10 @@ class ColumnProgramWrite:
         col_seg = np.repeat(np.arange(const.size), steps)                   # (S,)
         col_g = np.arange(col_seg.size) - (np.cumsum(steps) - steps)[col_seg]
         i0, i1 = i_kn[:, col_seg], i_kn[:, col_seg + 1]
-        cur = i0 + (i1 - i0) * ((col_g + 0.5) / steps[col_seg])              # (N, S)
+        cur0 = i0 + (i1 - i0) * (col_g / steps[col_seg])                    # (N, S)
+        cur1 = i0 + (i1 - i0) * ((col_g + 1) / steps[col_seg])              # step ends
         dts = (np.diff(t_kn[:, m0:], axis=1) / steps)[:, col_seg][owner]     # (N, S)
-        toward, away = self.cells.rates(cur, self._cell[active][real])
+        toward, away = self.cells.rates(cur0, self._cell[active][real], cur1)   # step means
         cum = _evolve_grid(self._progress[active][real], toward, away, dts)   # (N, S + 1)
         any_pt = np.logical_or.reduceat(cum >= 1, starts, axis=0)            # (A, S + 1)
         ev = any_pt.any(axis=1)

@@ -83,15 +83,16 @@ def _as(x):
     return np.atleast_1d(np.asarray(x, dtype=float))
 
 
-def pulse_currents(xbar: Crossbar, program: PulseProgram, states=None, *, tol_v: float = 1e-9,
-                   max_iter: int = 60, return_voltage: bool = False):
+def pulse_currents(xbar: Crossbar, program: PulseProgram, states=None, *, frac: float = 1.0,
+                   tol_v: float = 1e-9, max_iter: int = 60, return_voltage: bool = False):
     """Current through each MTJ (t -> b, amperes; SET drives it positive) during each pulse.
 
     Returns ``(n_pulses, rows, cols)`` (and the MTJ voltages t - b with ``return_voltage``);
     NaN where a cell is not part of the solved network (1T1R cells outside the pulse's
     column or with their gate off carry ~0 A).
     ``states``: (rows, cols) float states to solve with (default: ``xbar.states``), or
-    (n_pulses, rows, cols) to give each pulse its own.
+    (n_pulses, rows, cols) to give each pulse its own. ``frac``: every line (gates
+    included) at that fraction of its level, as on a pulse's edges.
     """
     spec = xbar.spec
     rows, cols = spec.shape
@@ -107,7 +108,8 @@ def pulse_currents(xbar: Crossbar, program: PulseProgram, states=None, *, tol_v:
     tr = spec.transistor
     beta = tr.kp_a_per_v2 * tr.w_m / tr.l_m
     for p, (sel_rows, sel_cols) in enumerate(pulses):
-        row_v, col_v, gate_v = line_levels(program, spec.kind, sel_rows, sel_cols)
+        row_v, col_v, gate_v = (None if lv is None else frac * lv for lv in
+                                line_levels(program, spec.kind, sel_rows, sel_cols))
         s = s_all[p]
         if passive:
             r_nodes = net.nodes(rows * (cols + 1)).reshape(rows, cols + 1)

@@ -30,7 +30,7 @@ from mtjsim.circuit.crossbar import ArrayKind, Crossbar
 from mtjsim.devices.switching import p_switch_progress
 from mtjsim.ops.write import Direction, Parallelism, PulseProgram, WriteScheme
 from mtjsim.engines import fast_write_columns
-from mtjsim.engines.fast_write import RAMP_GRID, RAMP_SOLVES, regime_weight
+from mtjsim.engines.fast_write import RAMP_SOLVES, rate_terms
 from mtjsim.engines.fast_write_columns import FRACS
 from mtjsim.engines.fast import mtj_current
 from mtjsim.train.estimate import pulse_currents
@@ -152,7 +152,7 @@ class PulseLaw:
     .p_switch_progress``): thermal progress ``q`` and precessional drive ``d`` of its two
     edges, and their rates per second of flat top (the width), as the engines integrate
     them: the model's rates (Neel-Brown blended into Sun's precession around I_c0), the
-    current linear between the ramp knots, ``RAMP_GRID`` midpoints per knot interval. Left
+    current linear between the ramp knots. Left
     out: the model's cap on the thermal rate (1e12/s; it binds only for E below ~1e-3, which
     an edge switches anyway) and the drain of progress by the opposite direction's rate."""
 
@@ -165,27 +165,17 @@ class PulseLaw:
     @classmethod
     def from_knots(cls, i_knots, delta, tau0_s, tau_d_s, rise_s: float, fall_s: float):
         """``i_knots`` (targets, FRACS.size): current / I_c0 at the ramp fractions ``FRACS``
-        of the pulse's levels (the last one is the flat top)."""
+        of the pulse's levels (the last one is the flat top). Between knots the current is
+        linear and the rates' means over each interval are exact (``rate_terms``): the
+        engines' fine grid of steps adds up to the same."""
         i_knots = np.asarray(i_knots, float)
         delta, tau0_s, tau_d_s = (np.asarray(a, float)[:, None] for a in (delta, tau0_s,
                                                                             tau_d_s))
-        g = (np.arange(RAMP_GRID) + 0.5) / RAMP_GRID
-        i_lo, i_hi = i_knots[:, :-1, None], i_knots[:, 1:, None]
-        i_grid = (i_lo + (i_hi - i_lo) * g).reshape(len(i_knots), -1)
-        q_r, d_r = cls._rates(i_grid, delta, tau0_s, tau_d_s)
-        dt = (rise_s + fall_s) / (RAMP_SOLVES * RAMP_GRID)   # both edges cross the same knots
-        q_top, d_top = cls._rates(i_knots[:, -1:], delta, tau0_s, tau_d_s)
+        q_r, d_r = rate_terms(i_knots[:, :-1], delta, tau0_s, tau_d_s, i_knots[:, 1:])
+        dt = (rise_s + fall_s) / RAMP_SOLVES   # both edges cross the same knots
+        q_top, d_top = rate_terms(i_knots[:, -1:], delta, tau0_s, tau_d_s)
         return cls(q_r.sum(axis=1) * dt, d_r.sum(axis=1) * dt, q_top[:, 0], d_top[:, 0],
                    delta[:, 0])
-
-    @staticmethod
-    def _rates(i, delta, tau0_s, tau_d_s):
-        """(thermal, precessional) rates of ``fast_write._direction_rate`` without the
-        thresholds (1/s)."""
-        w = regime_weight(i)
-        with np.errstate(over="ignore", under="ignore"):
-            thermal = np.exp(-delta * (1 - np.minimum(i, 1))) / tau0_s
-        return (1 - w) * thermal, w * np.maximum(i - 1, 0) / tau_d_s
 
     def take(self, targets) -> "PulseLaw":
         """The law of the targets indexed by ``targets``."""
@@ -379,12 +369,17 @@ def build_programs(xbars: list[Crossbar], direction: Direction, targets: list[np
     if i_knots is not None:
         i_knots = i_knots[:, tt, ti, tj].T
     else:                               # passive, or a hot-cell solve failed
+        # solved at every knot: the MTJs' bias dependence bends the current away from
+        # linear in the level, which moves where an edge passes I_c0 (P 3-7 % off at p 0.02
+        # from the edges' thermal progress, with the full-level current scaled instead)
         columns = None
-        i_full = np.zeros(tt.size)
+        i_knots = np.zeros((tt.size, FRACS.size))
         for t in np.unique(tt):
             m = tt == t
-            i_full[m] = pulse_currents(xbars[t], probes[t])[k_t[m], ti[m], tj[m]]
-        i_knots = i_full[:, None] * FRACS
+            for f, frac in enumerate(FRACS):
+                if frac > 0:
+                    i_knots[m, f] = pulse_currents(xbars[t], probes[t], frac=frac)[
+                        k_t[m], ti[m], tj[m]]
     law = law_of(i_knots)
     widths = _widths_for(law, p_goal, gc, settings, T * C)
     if settings.mean_field and has_pulses and one_t and columns is not None:
@@ -423,7 +418,9 @@ def build_programs(xbars: list[Crossbar], direction: Direction, targets: list[np
             m = tt == t
             i_pre[m] = _passive_mean_field(xbars[t], probes[t], len(orders[t]), ti[m], tj[m],
                                            k_t[m], p_end[m], frac[m], tgt)
-        i_knots = i_pre[:, None] * FRACS
+        with np.errstate(divide="ignore", invalid="ignore"):
+            scale = np.nan_to_num(i_pre / i_knots[:, -1], nan=1.0)
+        i_knots = i_knots * scale[:, None]      # the edges scaled with the full level
         law = law_of(i_knots)
         widths = _widths_for(law, p_goal, gc, settings, T * C)
     # past the kink where P reaches 1 (see WriteSettings.det_margin)
