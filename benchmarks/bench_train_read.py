@@ -1,4 +1,4 @@
-"""Reads of one training forward pass on example 04's network (GXNOR MNIST-5k, 784-512-10
+"""Reads of one training forward pass on example 04's large network (GXNOR MNIST-5k, 784-512-10
 ternary, 817 tiles of 32x32 1T1R, two-phase reads at 0.1 V, CHECKED at read_tol 2e-2): the
 800 tiles of the first layer read by ``CircuitBackend.forward`` for a batch of 200 training
 images, one worker.

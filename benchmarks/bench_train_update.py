@@ -1,11 +1,11 @@
-"""One training update of the GXNOR MNIST-5k network (example 04's 784-512-10 ternary, here
-on 128x128 1T1R tiles by default: 61 tiles; batch 200) on the fast engine, with the tiles
-read and written by one worker and by ``--workers`` (``CircuitBackend.workers``: shard
+"""One training update of the GXNOR MNIST-5k network (example 04's large 784-512-10 ternary,
+here on 128x128 1T1R tiles by default: 61 tiles; batch 200) on the fast engine, with the
+tiles read and written by one worker and by ``--workers`` (``CircuitBackend.workers``: shard
 processes that keep their tiles' read engines), measured in the same run, alternating, on
-two copies of the network, each with its backend, fed the same batches (each update
-changes the states, so every update re-linearizes every tile's read, as training does;
-the two copies must stay identical, which is checked). The first update (engines built,
-write voltages solved) is not timed. Prints reads and writes per update and the ratio.
+two copies of the network, each with its backend, fed the same batches (each update changes
+the states, so every update re-linearizes every tile's read, as training does; the two
+copies must stay identical, which is checked). The first update (engines built, write
+voltages solved) is not timed. Prints reads and writes per update and the ratio.
 
     .venv/bin/python benchmarks/bench_train_update.py [--updates 2] [--workers 2]
         [--tile 128] [--hidden 512]

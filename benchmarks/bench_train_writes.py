@@ -1,9 +1,9 @@
-"""The writes of one training update of example 04 (GXNOR MNIST-5k, 784-512-10 ternary on
-32x32 1T1R tiles: 817 tiles; batch 200), fast engine, one process: the tiles' programs one
-at a time (``backends._run_tile``: each program planned and written on its own) against
-all tiles' k-th programs batched into one plan and one write (``backends._run_tiles``),
-timed in the same run on the same requests (captured from a real update), alternating.
-Prints both, the ratio, and whether they wrote the same states.
+"""The writes of one training update of example 04's large network (GXNOR MNIST-5k, 784-512-10
+ternary on 32x32 1T1R tiles: 817 tiles; batch 200), fast engine, one process: the tiles'
+programs one at a time (``backends._run_tile``: each program planned and written on its own)
+against all tiles' k-th programs batched into one plan and one write
+(``backends._run_tiles``), timed in the same run on the same requests (captured from a real
+update), alternating. Prints both, the ratio, and whether they wrote the same states.
 
     .venv/bin/python benchmarks/bench_train_writes.py [--tile 32] [--hidden 512] [--repeat 1]
 """

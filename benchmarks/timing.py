@@ -19,9 +19,10 @@ def best_of(fn, repeat: int = 5):
 
 
 def mnist_network(tile: int = 32, hidden: int = 512):
-    """Example 04's configuration (GXNOR MNIST-5k, 784-hidden-10 ternary on 1T1R tiles of
-    tile x tile, batches of 200) without its baseline, with its data and its network at
-    seeded random weights: (cfg, data, net)."""
+    """Example 04's large configuration (GXNOR MNIST-5k, 784-hidden-10 ternary on 1T1R tiles
+    of tile x tile, batches of 200, lr 0.015; the example now trains 784-128-10 with batches
+    of 400: a quarter of the tiles, half the updates) without its baseline, with its data
+    and its network at seeded random weights: (cfg, data, net)."""
     from mtjsim.train import loop
     cfg = loop.TrainConfig(dataset="mnist5k", rule="gxnor", array="1t1r", tile_rows=tile,
                            tile_cols=tile, hidden=(hidden,), batch_size=200, lr=0.015,

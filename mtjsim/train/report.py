@@ -10,6 +10,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from mtjsim.runs import save_figure, write_json, write_npz  # noqa: E402
 
@@ -40,6 +41,11 @@ def _title(cfg) -> str:
             f"engine {cfg.engine.value}, seed {cfg.seed}")
 
 
+def _epoch_axis(ax) -> None:
+    ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))   # no ticks at epoch 1.5
+
+
 def accuracy_figure(rows, cfg):
     ep = [r["epoch"] for r in rows]
     fig, ax = plt.subplots(figsize=(6.5, 4))
@@ -51,7 +57,7 @@ def accuracy_figure(rows, cfg):
                 label="test, ideal writes (software)")
         ax.plot(ep, [r["baseline_train_acc"] for r in rows], "s--", color="C1", alpha=0.5,
                 label="train, ideal writes")
-    ax.set_xlabel("epoch")
+    _epoch_axis(ax)
     ax.set_ylabel("accuracy")
     ax.set_ylim(0, 1.02)
     ax.grid(alpha=0.3)
@@ -72,14 +78,14 @@ def writes_figure(rows, cfg):
     if rows[0].get("baseline_realized_flips") not in (None, ""):
         ax.plot(ep, [float(r["baseline_realized_flips"]) for r in rows], "k:",
                 label="realized flips, ideal writes")
-    ax.set_xlabel("epoch")
+    _epoch_axis(ax)
     ax.set_ylabel("count per epoch")
     ax.set_yscale("symlog", linthresh=1)
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     ax = axes[1]
     ax.bar(ep, [float(r.get("energy_j") or 0) * 1e12 for r in rows], color="C2")
-    ax.set_xlabel("epoch")
+    _epoch_axis(ax)
     ax.set_ylabel("write energy per epoch (pJ)")
     ax.grid(alpha=0.3)
     fig.suptitle(_title(cfg), fontsize=8)
