@@ -238,7 +238,8 @@ def _sequential(xbar, program, cells, dyn_idx, states, ramp_grid):
     def ramp(f0, f1, duration, t0, levels):
         """An edge: the line voltages go linearly from f0 to f1 of their levels. Between two
         solves the cell currents are taken linear in time and the (exponential) rates are
-        integrated on a fine grid, so a current passing through I_c0 is not stepped over."""
+        integrated on a fine grid of their exact step means (``rate_terms``), so a current
+        passing through I_c0 is not stepped over."""
         while duration > 0:
             sol0, sol1 = solve(f0, levels), solve(f1, levels)
             i0, i1 = sol0.i_flat[dyn_idx], sol1.i_flat[dyn_idx]
@@ -313,10 +314,10 @@ def quasi_static_write(xbar, program, seed, *, update_states=False, threshold_sc
     ``mtjsim.ops.write.WriteResult`` (waveforms at the solve points, energy report).
     ``threshold_scale``, ``edge_thermal_scale`` (the thermal progress of the edges' steps,
     where the current sweeps through I_c0) and ``ramp_grid`` exist for the validation
-    harness; ``thresholds``
-    (``ops.write.cell_thresholds``' dict) replaces the seed's, e.g. one seed per pulse
-    (``train.backends.run_program``); ``waveforms=False`` skips them (they hold every cell
-    at every solve point: ~100 MB for a 128-pulse program on 128x128).
+    harness; ``thresholds`` (``ops.write.cell_thresholds``' dict) replaces the seed's, e.g.
+    one seed per pulse (``train.backends.run_program``); ``waveforms=False`` skips them
+    (they hold every cell at every solve point: ~100 MB for a 128-pulse program on
+    128x128).
 
     1T1R column programs (one pulse per column, as training issues) run with all pulses
     advanced together on their hot-cell networks (``fast_write_columns``); ``batched=False``

@@ -754,8 +754,8 @@ class ColumnProgramWrite:
         of the pulse can change its progress by NEGLIGIBLE_PROGRESS in it (the low part of
         the edges; the rates rise with the current pushing each way, so a segment's ends
         bound them), which one step of its mean rates does to below that (fast_write's
-        coarse cells). The pulses go in groups with the same such segments, so what a pulse gets
-        does not depend on the others in the batch."""
+        coarse cells). The pulses go in groups with the same such segments, so what a pulse
+        gets does not depend on the others in the batch."""
         real = self._real[active]
         owner, r = np.nonzero(real)
         starts = np.concatenate([[0], np.cumsum(real.sum(axis=1))[:-1]])

@@ -59,11 +59,12 @@ class WriteSettings:
     p_det: float = 0.999                  # probability a deterministic step is planned for
     # ... and then its width stretched by this fraction. Near P = 1 the model's P rises
     # through a kink (the thresholds' two roots meet; 0.99 -> 0.999 within 0.2 % of the
-    # width) and there the engines' switching sits 1-4 % of the width later than the
-    # planner's law (untraced: edges, drain, current estimate), so a width at p_det
-    # failed 1-3 % of the time (15x15, one RESET target per column: passive 0.0116 and
-    # 1T1R 0.028 where 0.001 was asked; 0.0016 and 0.021 at +1 %, 0 and 0.0031 at +3 %,
-    # 0 of 4,500 on 1T1R at +5 %).
+    # width), so small differences between the planner's law and the engines show there.
+    # With the edges sampled at grid midpoints a width at p_det failed 1-3 % of the time
+    # (15x15, one RESET target per column: passive 0.0116 and 1T1R 0.028 where 0.001 was
+    # asked). With the edges' exact means (rate_terms), 1 and 3 targets per column, SET
+    # and RESET, 1,440 targets each: passive 6 failures at +0 %, 0 at +1 % and +3 %; 1T1R
+    # 1 at +0 %, 0 at +1 % and +3 %. The margin stays generous.
     det_margin: float = 0.1
     w_min_s: float = 1e-9                 # pulse width range
     w_max_s: float = 100e-9
@@ -152,9 +153,9 @@ class PulseLaw:
     .p_switch_progress``): thermal progress ``q`` and precessional drive ``d`` of its two
     edges, and their rates per second of flat top (the width), as the engines integrate
     them: the model's rates (Neel-Brown blended into Sun's precession around I_c0), the
-    current linear between the ramp knots. Left
-    out: the model's cap on the thermal rate (1e12/s; it binds only for E below ~1e-3, which
-    an edge switches anyway) and the drain of progress by the opposite direction's rate."""
+    current linear between the ramp knots. Left out: the model's cap on the thermal rate
+    (1e12/s; it binds only for E below ~1e-3, which an edge switches anyway) and the drain
+    of progress by the opposite direction's rate."""
 
     q_edges: np.ndarray
     d_edges: np.ndarray
