@@ -83,6 +83,9 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
                    help="fast engine: a read vector whose estimated linearization error "
                         "exceeds this fraction of its largest column current is solved "
                         "exactly (5e-3)")
+    g.add_argument("--sense-trim", action="store_true",
+                   help="divide the sense outputs by the tile's read gain, measured once on a "
+                        "calibration read (default: the zero-bias normalization alone)")
     g.add_argument("--scheme", choices=[s.value for s in WriteScheme], default=None,
                    help="v2 or v3 (passive), 1t1r; default v2 / 1t1r")
     g.add_argument("--i-ratio", type=float, default=None,
@@ -120,7 +123,7 @@ def config_from_args(a):
         ternary_act_threshold=a.act_threshold, ste_window=a.ste_window,
         ste_center=SteCenter(a.ste_center), seed=a.seed,
         engine=Engine(a.engine), v_read_v=a.v_read_v, read_phases=a.read_phases,
-        read_tol=a.read_tol,
+        read_tol=a.read_tol, sense_trim=a.sense_trim,
         scheme=None if a.scheme is None else WriteScheme(a.scheme), i_ratio=a.i_ratio,
         v_set_v=a.v_set_v, v_reset_v=a.v_reset_v, levels=a.levels,
         baseline=not a.no_baseline, verify_rounds=a.verify_rounds)

@@ -76,6 +76,7 @@ class TrainConfig:
     engine: Engine = Engine.FAST
     v_read_v: float = 0.1
     read_phases: ReadPhases | None = None  # default: two-phase on 1T1R, signed on passive
+    sense_trim: bool = False               # sense gain trimmed (backends.sense_gain)
     read_tol: float = 5e-3                 # fast engine: estimated relative error of the
                                            # linear read above which a vector is solved exactly
     scheme: WriteScheme | None = None
@@ -281,7 +282,8 @@ COLUMNS = ("epoch", "lr", "loss", "train_acc", "test_acc", "baseline_train_acc",
 def _make_backends(cfg: TrainConfig, keep_records=False):
     circuit = CircuitBackend(cfg.seed + 1, engine=cfg.engine, v_read_v=cfg.v_read_v,
                              settings=write_settings(cfg), keep_records=keep_records,
-                             read_phases=cfg.input_phases, read_tol=cfg.read_tol)
+                             read_phases=cfg.input_phases, read_tol=cfg.read_tol,
+                             sense_trim=cfg.sense_trim)
     ideal = IdealBackend(cfg.seed + 2, levels=cfg.levels, keep_records=keep_records)
     return circuit, ideal
 
@@ -512,7 +514,8 @@ def exsitu_write(cfg: TrainConfig, data: Dataset, weights, *, seed: int,
         t.xbar.states = rng.integers(0, 2, t.xbar.spec.shape).astype(np.int8)
     circuit = CircuitBackend(seed, engine=cfg.engine, v_read_v=cfg.v_read_v,
                              settings=write_settings(cfg), keep_records=keep_records,
-                             read_phases=cfg.input_phases, read_tol=cfg.read_tol)
+                             read_phases=cfg.input_phases, read_tol=cfg.read_tol,
+                             sense_trim=cfg.sense_trim)
     c = WriteCounters()
     write_weights(net, weights, circuit, c, verify_rounds=cfg.verify_rounds)
     circuit.close()
