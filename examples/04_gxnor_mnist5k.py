@@ -45,7 +45,7 @@ def main(epochs: int = 20, dataset: str = "mnist5k", hidden=(128,), tile=(32, 32
                       batch_size=batch_size, lr=lr, lr_decay=lr_decay, ste_window=ste_window,
                       ste_center=ste_center, encoding=Encoding.TERNARY,
                       standardize_images=standardize_images, engine=engine, seed=seed,
-                      # the sense's gain trimmed to the tiles' read gain (0.80 on 32x32: at
+                      # the sense's gain trimmed to the tiles' read gain (0.78 on 32x32: at
                       # the zero-bias normalization alone it cost about a point)
                       sense_trim=sense_trim,
                       # two-phase reads (the 1T1R default) of the sparse pixel vectors of
